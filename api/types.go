@@ -1,0 +1,135 @@
+// Package api holds the JSON shapes of the /v1 HTTP API that hpcd serves
+// and hpcsub speaks, and a small client for it. Server and CLI convert
+// their own types to these at their edge.
+package api
+
+import "time"
+
+// Job states, written exactly as users see them.
+const (
+	StatePending       = "PENDING"
+	StateHeld          = "HELD"
+	StateRunning       = "RUNNING"
+	StateCompleted     = "COMPLETED"
+	StateFailed        = "FAILED"
+	StateTimeout       = "TIMEOUT"
+	StateOutOfMemory   = "OUT_OF_MEMORY"
+	StateCancelled     = "CANCELLED"
+	StateNodeFail      = "NODE_FAIL"
+	StateCheckpointing = "CHECKPOINTING"
+	StateRequeued      = "REQUEUED"
+)
+
+// Terminal reports whether a job in state s never changes again.
+func Terminal(s string) bool {
+	switch s {
+	case StateCompleted, StateFailed, StateTimeout, StateOutOfMemory, StateCancelled, StateNodeFail:
+		return true
+	}
+	return false
+}
+
+// SubmitRequest carries the job file itself: the server parses and
+// validates it with the same code as `hpcsub validate`, so nothing the
+// client did can bypass validation.
+type SubmitRequest struct {
+	Filename string            `json:"filename"`
+	Source   string            `json:"source"`
+	Vars     map[string]string `json:"vars,omitempty"`
+	Env      map[string]string `json:"env,omitempty"` // submitter's environment
+	Cwd      string            `json:"cwd"`           // absolute; default workdir and output base
+}
+
+// SubmitResponse names the jobs created (several for an array).
+type SubmitResponse struct {
+	IDs []uint64 `json:"ids"`
+}
+
+// Transition is one stored change of a job's state.
+type Transition struct {
+	Time   time.Time `json:"time"`
+	State  string    `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Usage is what a finished (or running) job consumed.
+type Usage struct {
+	ElapsedSeconds float64 `json:"elapsed_s"`
+	CPUSeconds     float64 `json:"cpu_s"`
+	PeakMemory     int64   `json:"peak_memory"`
+	GPUSeconds     float64 `json:"gpu_s"`
+}
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID         uint64 `json:"id"`
+	Name       string `json:"name"`
+	User       string `json:"user"`
+	UID        int    `json:"uid"`
+	Account    string `json:"account"`
+	Priority   int    `json:"priority"`
+	State      string `json:"state"`
+	Reason     string `json:"reason,omitempty"` // why pending, or why it ended
+	ExitCode   *int   `json:"exit_code"`        // null until it ends with a code
+	Signal     string `json:"signal,omitempty"` // e.g. "SIGKILL" when killed by a signal
+	ArrayJobID uint64 `json:"array_job_id,omitempty"`
+	ArrayIndex *int   `json:"array_index,omitempty"`
+
+	NodesWanted int      `json:"nodes_wanted"`
+	CPUs        int      `json:"cpus"`   // per node
+	Memory      int64    `json:"memory"` // per node, bytes
+	GPUsPerNode int      `json:"gpus_per_node"`
+	Features    []string `json:"features,omitempty"`
+	Walltime    string   `json:"walltime"`
+	WalltimeSec int64    `json:"walltime_s"`
+
+	Nodes  []string         `json:"nodes"` // allocated node names
+	GPUs   map[string][]int `json:"gpus"`  // node -> GPU ids
+	CPUIDs map[string][]int `json:"cpu_ids,omitempty"`
+
+	Workdir string `json:"workdir"`
+	Output  string `json:"output"`
+	Error   string `json:"error"`
+
+	SubmitTime    time.Time  `json:"submit_time"`
+	StartTime     *time.Time `json:"start_time,omitempty"`
+	EndTime       *time.Time `json:"end_time,omitempty"`
+	ReservedStart *time.Time `json:"reserved_start,omitempty"`
+	Restarts      int        `json:"restarts"`
+
+	Usage   *Usage       `json:"usage,omitempty"`
+	History []Transition `json:"history,omitempty"`
+}
+
+// GPU is one GPU of a node as the API shows it.
+type GPU struct {
+	Index    int    `json:"index"`
+	UUID     string `json:"uuid"`
+	Model    string `json:"model"`
+	Memory   int64  `json:"memory"`
+	Used     bool   `json:"used"`
+	NUMANode int    `json:"numa_node"`
+}
+
+// Node is a node as the API shows it.
+type Node struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"` // IDLE, MIXED, ALLOCATED, DRAINING, DRAINED, DOWN
+	Reason      string    `json:"reason,omitempty"`
+	CPUs        int       `json:"cpus"`
+	CPUsUsed    int       `json:"cpus_used"`
+	Memory      int64     `json:"memory"`
+	MemoryUsed  int64     `json:"memory_used"`
+	GPUs        []GPU     `json:"gpus"`
+	Features    []string  `json:"features,omitempty"`
+	Isolation   string    `json:"isolation"` // cgroup-v1, cgroup-v2 or none (rlimits)
+	Jobs        []uint64  `json:"jobs,omitempty"`
+	LastContact time.Time `json:"last_contact"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"` // one line: what went wrong and what to do
+	// Diagnostics holds one "file:line:col: message" line per HCL problem.
+	Diagnostics []string `json:"diagnostics,omitempty"`
+}
