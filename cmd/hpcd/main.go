@@ -1,6 +1,6 @@
 // Command hpcd is the batch system's daemon: `hpcd dev` runs server and
-// agent in one process, `hpcd server` and `hpcd agent` run them apart, and
-// `hpcd simulate` replays a workload trace through the placer.
+// agent in one process on one machine, and `hpcd simulate` replays a
+// workload trace through the placer.
 package main
 
 import (
@@ -8,16 +8,41 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hpc-sched/hpc/exec"
 )
 
 func main() {
+	// hpcd re-executes itself as the per-job shim; that process never
+	// reaches the CLI.
+	if exec.ShimMain() {
+		return
+	}
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
 	app := &cli.App{
-		Name:     "hpcd",
-		Usage:    "GPU-aware HPC batch system daemon",
-		Commands: []*cli.Command{simulateCommand()},
+		Name:  "hpcd",
+		Usage: "GPU-aware HPC batch system daemon",
+		Commands: []*cli.Command{
+			devCommand(),
+			simulateCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return cli.Exit(fmt.Sprintf("hpcd: %v (see hpcd %s --help)", err, c.Command.Name), 2)
+		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(args); err != nil {
+		if ec, ok := err.(cli.ExitCoder); ok {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, msg)
+			}
+			return ec.ExitCode()
+		}
 		fmt.Fprintln(os.Stderr, "hpcd:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

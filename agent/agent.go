@@ -1,0 +1,219 @@
+// Package agent runs a node's part of the cluster: it turns the server's
+// assignments into executor launches, watches them, reports their
+// outcomes, and after a restart of either side adopts the jobs that still
+// run and kills the ones the server no longer knows.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/exec"
+	"github.com/hpc-sched/hpc/resources"
+)
+
+// Local is the agent of the machine it runs on, called in process.
+type Local struct {
+	ctx    context.Context
+	name   string
+	ex     *exec.Executor
+	report func(api.Outcome)
+	log    *slog.Logger
+
+	minors    map[int]int // GPU index -> /dev/nvidiaN minor
+	allMinors []int
+
+	mu      sync.Mutex
+	handles map[uint64]*exec.Handle
+}
+
+// New makes the agent of node name. report receives every outcome; ctx
+// bounds the watchers: when it ends, running jobs are left running for the
+// next agent to adopt.
+func New(ctx context.Context, name string, ex *exec.Executor, gpus []resources.GPU, report func(api.Outcome), log *slog.Logger) *Local {
+	l := &Local{ctx: ctx, name: name, ex: ex, report: report, log: log, minors: map[int]int{}, handles: map[uint64]*exec.Handle{}}
+	for _, g := range gpus {
+		if g.Minor >= 0 {
+			l.minors[g.Index] = g.Minor
+			l.allMinors = append(l.allMinors, g.Minor)
+		}
+	}
+	sort.Ints(l.allMinors)
+	return l
+}
+
+// Registration describes the node to the server: its schedulable CPUs,
+// memory (less what the system keeps for itself), GPUs and their links.
+func Registration(name string, inv resources.Inventory, isolation string, features []string, reserveMemory int64) api.NodeRegistration {
+	reg := api.NodeRegistration{
+		Name:      name,
+		CPUIDs:    inv.CPUIDs,
+		Memory:    inv.Memory - reserveMemory,
+		Links:     inv.Links,
+		Features:  features,
+		Isolation: isolation,
+	}
+	for _, g := range inv.GPUs {
+		reg.GPUs = append(reg.GPUs, api.GPU{Index: g.Index, UUID: g.UUID, Model: g.Model, Memory: g.Memory, NUMANode: g.NUMANode})
+	}
+	return reg
+}
+
+// spec converts an assignment into what the executor runs.
+func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
+	s := exec.Spec{
+		JobID: a.JobID, Name: a.Name, User: a.User,
+		Argv: a.Argv, Script: a.Script, Env: a.Env, Dir: a.Workdir,
+		UID: a.UID, GID: a.GID, Groups: a.Groups,
+		Stdout: a.Stdout, Stderr: a.Stderr,
+		CPUSet: a.CPUs, Memory: a.Memory,
+		AllGPUMinors: l.allMinors,
+		NodeList:     a.NodeList, ArrayIndex: a.ArrayIndex, RestartCount: a.RestartCount,
+		CheckpointDir: a.CheckpointDir,
+		Walltime:      a.Walltime, WarnBefore: a.WarnBefore,
+	}
+	for _, idx := range a.GPUs {
+		minor, ok := l.minors[idx]
+		if !ok {
+			minor = -1
+		}
+		s.GPUs = append(s.GPUs, exec.GPUDevice{Index: idx, Minor: minor})
+	}
+	if a.WarnSignal != "" {
+		sig := unix.SignalNum(a.WarnSignal)
+		if sig == 0 {
+			return s, fmt.Errorf("unknown signal %q", a.WarnSignal)
+		}
+		s.WarnSignal = sig
+	}
+	return s, nil
+}
+
+// Launch starts the job and watches it in the background.
+func (l *Local) Launch(ctx context.Context, a api.Assignment) error {
+	s, err := l.spec(a)
+	if err != nil {
+		return err
+	}
+	h, err := l.ex.Launch(ctx, s)
+	if err != nil {
+		return err
+	}
+	l.watch(a.JobID, h)
+	return nil
+}
+
+func (l *Local) watch(id uint64, h *exec.Handle) {
+	l.mu.Lock()
+	l.handles[id] = h
+	l.mu.Unlock()
+	go func() {
+		o, err := h.Wait(l.ctx)
+		if l.ctx.Err() != nil {
+			return // shutting down: the job keeps running and is adopted later
+		}
+		if err != nil {
+			l.log.Error("waiting for job", "job", id, "err", err)
+			l.report(api.Outcome{JobID: id, Node: l.name, State: api.StateNodeFail, ExitCode: 1,
+				Reason: fmt.Sprintf("agent lost track of the job: %v", err)})
+			return
+		}
+		l.report(outcome(l.name, id, o))
+	}()
+}
+
+func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
+	return api.Outcome{
+		JobID: id, Node: node, State: o.State, ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
+		Start: o.Start, End: o.End,
+		Usage: api.Usage{
+			ElapsedSeconds: o.Usage.Elapsed.Seconds(),
+			CPUSeconds:     o.Usage.CPUTime.Seconds(),
+			PeakMemory:     o.Usage.PeakMemory,
+		},
+	}
+}
+
+// Cancel kills the job's whole process tree; its outcome follows as usual.
+func (l *Local) Cancel(id uint64, reason string) error {
+	l.mu.Lock()
+	h := l.handles[id]
+	l.mu.Unlock()
+	if h == nil {
+		return fmt.Errorf("job %d does not run on %s", id, l.name)
+	}
+	return h.Cancel(reason)
+}
+
+// Signal sends sig to the job's processes.
+func (l *Local) Signal(id uint64, sig syscall.Signal) error {
+	l.mu.Lock()
+	h := l.handles[id]
+	l.mu.Unlock()
+	if h == nil {
+		return fmt.Errorf("job %d does not run on %s", id, l.name)
+	}
+	return h.Signal(sig)
+}
+
+// Release forgets a job whose outcome the server has stored.
+func (l *Local) Release(id uint64) error {
+	l.mu.Lock()
+	delete(l.handles, id)
+	l.mu.Unlock()
+	return l.ex.Release(id)
+}
+
+// Reconcile adopts the jobs of running that the executor still knows
+// (still running, or finished with their result on disk), kills and
+// forgets every other job it has, and returns those of running it has no
+// trace of.
+func (l *Local) Reconcile(running []uint64) ([]uint64, error) {
+	want := map[uint64]bool{}
+	for _, id := range running {
+		want[id] = true
+	}
+	known, err := l.ex.Known()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs on disk: %w", err)
+	}
+	for _, id := range known {
+		if want[id] {
+			continue
+		}
+		// The server does not run this job (it ended while we were down,
+		// or was never acknowledged): make sure nothing of it is left.
+		if h, err := l.ex.Adopt(id); err == nil {
+			if err := h.Cancel("unknown to the server"); err != nil {
+				l.log.Warn("kill unknown job", "job", id, "err", err)
+			}
+			h.Wait(l.ctx)
+		}
+		if err := l.ex.Release(id); err != nil {
+			l.log.Warn("forget unknown job", "job", id, "err", err)
+		}
+		l.log.Info("removed a job the server does not run", "job", id)
+	}
+	var lost []uint64
+	for _, id := range running {
+		h, err := l.ex.Adopt(id)
+		if err != nil {
+			if !errors.Is(err, exec.ErrUnknownJob) {
+				l.log.Warn("adopt job", "job", id, "err", err)
+			}
+			lost = append(lost, id)
+			continue
+		}
+		l.log.Info("adopted running job", "job", id, "pid", h.PID())
+		l.watch(id, h)
+	}
+	return lost, nil
+}

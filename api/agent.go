@@ -1,0 +1,59 @@
+package api
+
+import (
+	"time"
+
+	"github.com/hpc-sched/hpc/resources"
+)
+
+// Assignment is a job's part on one node, as the server hands it to that
+// node's agent: everything the agent needs to run it, nothing to look up.
+type Assignment struct {
+	JobID         uint64        `json:"job_id"`
+	Name          string        `json:"name"`
+	User          string        `json:"user"`
+	UID           uint32        `json:"uid"`
+	GID           uint32        `json:"gid"`
+	Groups        []uint32      `json:"groups,omitempty"`
+	Argv          []string      `json:"argv,omitempty"`
+	Script        string        `json:"script,omitempty"`
+	Env           []string      `json:"env"`
+	Workdir       string        `json:"workdir"`
+	Stdout        string        `json:"stdout"`
+	Stderr        string        `json:"stderr"`
+	CPUs          []int         `json:"cpus"`
+	Memory        int64         `json:"memory"`
+	GPUs          []int         `json:"gpus,omitempty"`
+	NodeList      []string      `json:"node_list"`
+	ArrayIndex    int           `json:"array_index"` // -1 when not an array task
+	RestartCount  int           `json:"restart_count"`
+	CheckpointDir string        `json:"checkpoint_dir,omitempty"`
+	Walltime      time.Duration `json:"walltime"`
+	WarnSignal    string        `json:"warn_signal,omitempty"`
+	WarnBefore    time.Duration `json:"warn_before,omitempty"`
+}
+
+// Outcome is how a job's part on one node ended, as its agent reports it.
+type Outcome struct {
+	JobID    uint64    `json:"job_id"`
+	Node     string    `json:"node"`
+	State    string    `json:"state"` // COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, NODE_FAIL
+	ExitCode int       `json:"exit_code"`
+	Signal   string    `json:"signal,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Usage    Usage     `json:"usage"`
+}
+
+// NodeRegistration is what an agent tells the server about its node when
+// it (re)connects.
+type NodeRegistration struct {
+	Name      string             `json:"name"`
+	CPUIDs    []int              `json:"cpu_ids"` // schedulable CPUs
+	Memory    int64              `json:"memory"`  // schedulable bytes
+	GPUs      []GPU              `json:"gpus"`
+	Links     [][]resources.Link `json:"links,omitempty"`
+	Features  []string           `json:"features,omitempty"`
+	Isolation string             `json:"isolation"`
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hpc-sched/hpc/agent"
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/exec"
+	"github.com/hpc-sched/hpc/placement"
+	"github.com/hpc-sched/hpc/resources"
+	"github.com/hpc-sched/hpc/server"
+	"github.com/hpc-sched/hpc/store"
+)
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run a one-machine cluster: server and agent in one process, embedded defaults",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: api.DefaultDataDir(), Usage: "where the store and job state live"},
+			&cli.StringFlag{Name: "listen", Value: api.DefaultSocketPath(), Usage: "Unix socket to serve the API on (path or unix:///path)"},
+			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
+			&cli.DurationFlag{Name: "default-walltime", Value: time.Hour, Usage: "walltime of jobs whose file gives none"},
+			&cli.StringFlag{Name: "isolation", Value: "auto", Usage: "auto (cgroups when possible) or none (rlimits only)"},
+			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			return runDev(c.Context, devOptions{
+				dataDir:   c.String("data-dir"),
+				listen:    c.String("listen"),
+				policy:    placement.Backfill(c.String("policy")),
+				walltime:  c.Duration("default-walltime"),
+				isolation: c.String("isolation"),
+				nodeName:  c.String("node-name"),
+				logLevel:  c.String("log-level"),
+			})
+		},
+	}
+}
+
+type devOptions struct {
+	dataDir, listen, isolation, nodeName, logLevel string
+	policy                                         placement.Backfill
+	walltime                                       time.Duration
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("hpcd: --log-level %q: use debug, info, warn or error", level), 2)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runDev(parent context.Context, o devOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	switch o.policy {
+	case placement.FCFS, placement.EASY, placement.Conservative:
+	default:
+		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
+	}
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := store.Open(filepath.Join(o.dataDir, "hpc.db"))
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("another hpcd is already using %s: stop it first, or pass another --data-dir", o.dataDir)
+		}
+		return err
+	}
+	defer st.Close()
+
+	inv, err := resources.Discover(ctx, log)
+	if err != nil {
+		return fmt.Errorf("read this machine's inventory: %w", err)
+	}
+	excfg := exec.Config{StateDir: filepath.Join(o.dataDir, "exec"), AllowRoot: true}
+	if o.isolation == "none" {
+		excfg.Isolation = exec.IsolationNone
+	} else if o.isolation != "auto" {
+		return cli.Exit(fmt.Sprintf("hpcd: --isolation %q: use auto or none", o.isolation), 2)
+	}
+	ex, err := exec.New(excfg, log)
+	if err != nil {
+		return fmt.Errorf("set up the executor: %w", err)
+	}
+
+	admins := []uint32{uint32(os.Getuid())}
+	srv, err := server.New(server.Config{
+		Policy:          placement.Policy{Backfill: o.policy, AgeWeight: 1},
+		DefaultWalltime: o.walltime,
+		AllowRoot:       true,
+		AdminUIDs:       admins,
+	}, st, log)
+	if err != nil {
+		return err
+	}
+
+	name := o.nodeName
+	if name == "" {
+		name = inv.Hostname
+	}
+	// The agent's watchers outlive the listener until shutdown is done, so
+	// outcomes that arrive while draining connections are still stored.
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
+	ag := agent.New(agentCtx, name, ex, inv.GPUs, srv.Report, log)
+	reg := agent.Registration(name, inv, string(ex.Isolation()), nil, memoryReserve(inv.Memory))
+	if err := srv.AttachAgent(reg, ag); err != nil {
+		return err
+	}
+
+	ln, err := listenUnix(o.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Run(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("hpcd dev ready", "socket", ln.Addr().String(), "data_dir", o.dataDir, "node", name,
+		"cpus", len(reg.CPUIDs), "memory", resources.FormatBytes(reg.Memory), "gpus", len(reg.GPUs),
+		"isolation", reg.Isolation, "policy", o.policy)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down; running jobs keep running and are adopted at the next start")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	stopAgent()
+	os.Remove(ln.Addr().String())
+	return nil
+}
+
+// memoryReserve is what the node keeps for the system and the daemon.
+func memoryReserve(total int64) int64 {
+	r := total / 20
+	r = max(r, 256<<20)
+	return min(r, 2<<30)
+}
+
+// listenUnix listens on a Unix socket any local user may connect to (the
+// server authenticates each connection by its peer credentials). A
+// leftover socket of a dead daemon is replaced; a live one is an error.
+func listenUnix(addr string) (net.Listener, error) {
+	path := strings.TrimPrefix(addr, "unix://")
+	if !filepath.IsAbs(path) {
+		return nil, cli.Exit(fmt.Sprintf("hpcd: --listen %q: give an absolute socket path (TCP with TLS is not supported yet)", addr), 2)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another hpcd is already listening on %s", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open socket %s to local users: %w", path, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,105 @@
+package exec
+
+import (
+	"errors"
+	"syscall"
+	"time"
+)
+
+// Isolation names the mechanism that confines a job.
+type Isolation string
+
+// The isolation modes. IsolationNone is the fallback: rlimits per process and
+// a kill of the process tree, without reliable OOM detection.
+const (
+	IsolationV1   Isolation = "cgroup-v1"
+	IsolationV2   Isolation = "cgroup-v2"
+	IsolationNone Isolation = "none"
+)
+
+// Outcome states, written exactly as the job state machine names them.
+const (
+	StateCompleted   = "COMPLETED"
+	StateFailed      = "FAILED"
+	StateTimeout     = "TIMEOUT"
+	StateOutOfMemory = "OUT_OF_MEMORY"
+	StateCancelled   = "CANCELLED"
+)
+
+// Errors callers may test with errors.Is.
+var (
+	// ErrUnknownJob: no state directory exists for the job.
+	ErrUnknownJob = errors.New("unknown job")
+	// ErrJobExists: Launch was called for a job id that already has state.
+	ErrJobExists = errors.New("job already has state on this node")
+	// ErrRootRefused: the job would run as uid 0 and Config.AllowRoot is false.
+	ErrRootRefused = errors.New("jobs may not run as root on this node")
+	// ErrInvalidSpec wraps every validation failure of a Spec.
+	ErrInvalidSpec = errors.New("invalid job spec")
+	// ErrFinished: the job's processes are gone (Signal after the end).
+	ErrFinished = errors.New("job has finished")
+)
+
+// Config configures an Executor.
+type Config struct {
+	StateDir     string        // one subdir per job: <StateDir>/<jobID>/
+	CgroupParent string        // default "hpc": /sys/fs/cgroup/<ctrl>/hpc/job-<id> on v1
+	AllowRoot    bool          // run uid 0 jobs (dev mode allows; otherwise refused)
+	Isolation    Isolation     // "" = detect; force "none" for the fallback
+	KillGrace    time.Duration // walltime: signal, wait grace, then kill all; default 10s
+	ShimPath     string        // binary re-exec'd as the shim; default /proc/self/exe
+}
+
+// GPUDevice is one GPU allocated to a job.
+type GPUDevice struct {
+	Index int // NVML index -> CUDA_VISIBLE_DEVICES
+	Minor int // -> /dev/nvidiaN, c 195:N
+}
+
+// Spec is everything the executor needs to run one job on this node.
+type Spec struct {
+	JobID  uint64
+	Name   string
+	User   string
+	Argv   []string // command and args, argv[0] resolved with the job's PATH; or:
+	Script string   // written to the state dir and run with /bin/sh <file>
+	Env    []string // base environment KEY=VAL; JobEnv adds HPC_* and CUDA vars
+	Dir    string   // working directory
+
+	UID, GID uint32
+	Groups   []uint32
+
+	Stdout, Stderr string // absolute paths, opened (O_APPEND) as the job's user
+
+	CPUSet       []int // concrete CPU ids; CPU quota = len(CPUSet) CPUs
+	Memory       int64 // bytes; swap limited to the same value so no swap is used
+	Pids         int64 // 0 = DefaultPids (pids.max counts threads)
+	GPUs         []GPUDevice
+	AllGPUMinors []int // every GPU minor on the node: those not allocated are denied
+
+	NodeList      []string
+	ArrayIndex    int // -1 = not an array
+	RestartCount  int
+	CheckpointDir string
+
+	Walltime   time.Duration // 0 = none
+	WarnSignal syscall.Signal
+	WarnBefore time.Duration
+}
+
+// Usage is what a job consumed.
+type Usage struct {
+	Elapsed, CPUTime time.Duration
+	PeakMemory       int64
+}
+
+// Outcome is how a job ended.
+type Outcome struct {
+	State    string // COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED
+	ExitCode int    // exit status; 128+signo when killed by a signal
+	Signal   string // "SIGKILL" etc. when killed by a signal, else ""
+	Reason   string // one line for users
+	Start    time.Time
+	End      time.Time
+	Usage    Usage
+}

@@ -1,0 +1,296 @@
+package placement
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hpc-sched/hpc/resources"
+)
+
+// maxGPUs is how many GPUs of one node the placer can schedule: GPU sets
+// are uint64 masks over GPU positions, which keeps set arithmetic and the
+// set cache allocation-free. GPUs past it are ignored.
+const maxGPUs = 64
+
+// forever stands for a time that never comes: the end of a running job
+// whose walltime is unknown.
+const forever = int64(1<<63 - 1)
+
+// node is the placer's working copy of one Node. Positions, not ids, index
+// CPUs and GPUs: cpu position p is cpuIDs[p]; gpu position p is gpus[p],
+// sorted by GPU.ID so that "lowest ids" means "lowest positions".
+type node struct {
+	name     string
+	state    NodeState
+	class    int32
+	cpuIDs   []int // sorted; nil means position == id
+	ncpu     int
+	mem      int64
+	gpus     []GPU
+	gpuIndex []int // positions in Node.GPUs order, for reordering links
+
+	// Free now, after every running allocation and every start decided
+	// in this pass.
+	freeCPU  []uint64 // bit p set: cpu position p is free
+	nFreeCPU int
+	freeMem  int64
+	freeGPU  uint64
+	busy     bool // something runs or was started here (not a whole free node)
+
+	allocs []int32 // indices into cluster.running of what runs here
+}
+
+// class groups nodes of one static shape: same features, capacity, GPU
+// models and memories, and GPU links. Feasibility against a job's static
+// needs and the GPU-set cache are per class, not per node.
+type class struct {
+	features []string // sorted
+	ncpu     int
+	mem      int64
+	gpus     []GPU // models and memories by position (ids are per node)
+	gpuMem   int64 // sum of GPU memory
+	links    [][]resources.Link
+	nodes    []int32 // in name order
+	allGPUs  uint64
+	up, live int // nodes Up; nodes not Down
+}
+
+// runAlloc is a running job's share of one node, in positions.
+type runAlloc struct {
+	node int32
+	end  int64
+	cpus []uint64 // bitset over cpu positions
+	mem  int64
+	gpus uint64
+}
+
+// cluster is the whole working state of one Plan call.
+type cluster struct {
+	now     int64
+	nodes   []node // sorted by name
+	classes []class
+	running []runAlloc
+
+	gpuCache map[gpuKey]gpuAnswer
+	kinds    map[string]*kind
+	keyBuf   []byte
+}
+
+// newCluster builds the working state from a snapshot: nodes sorted by name
+// (so input order never matters), grouped in classes, with every running
+// allocation taken off their free resources.
+func newCluster(s Snapshot, now time.Time) *cluster {
+	c := &cluster{now: now.UnixNano()}
+	order := make([]int, len(s.Nodes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(s.Nodes[a].Name, s.Nodes[b].Name) })
+	c.nodes = make([]node, 0, len(order))
+	var classKey []byte
+	classByKey := map[string]int32{}
+	for _, oi := range order {
+		in := &s.Nodes[oi]
+		if len(c.nodes) > 0 && c.nodes[len(c.nodes)-1].name == in.Name {
+			continue // duplicate names: the first in name order wins
+		}
+		n := node{name: in.Name, state: in.State, ncpu: in.CPUs, mem: in.Memory}
+		if len(in.CPUIDs) > 0 {
+			n.cpuIDs = slices.Clone(in.CPUIDs)
+			slices.Sort(n.cpuIDs)
+			n.cpuIDs = slices.Compact(n.cpuIDs)
+			n.ncpu = len(n.cpuIDs)
+		}
+		if n.ncpu < 0 {
+			n.ncpu = 0
+		}
+		ng := min(len(in.GPUs), maxGPUs)
+		n.gpuIndex = make([]int, len(in.GPUs))
+		for i := range n.gpuIndex {
+			n.gpuIndex[i] = i
+		}
+		slices.SortStableFunc(n.gpuIndex, func(a, b int) int { return in.GPUs[a].ID - in.GPUs[b].ID })
+		n.gpuIndex = n.gpuIndex[:ng]
+		n.gpus = make([]GPU, ng)
+		for p, i := range n.gpuIndex {
+			n.gpus[p] = in.GPUs[i]
+		}
+		classKey = appendClassKey(classKey[:0], in, &n)
+		ci, ok := classByKey[string(classKey)]
+		if !ok {
+			ci = int32(len(c.classes))
+			classByKey[string(classKey)] = ci
+			c.classes = append(c.classes, newClass(in, &n))
+		}
+		n.class = ci
+		cl := &c.classes[ci]
+		cl.nodes = append(cl.nodes, int32(len(c.nodes)))
+		if n.state == NodeUp {
+			cl.up++
+		}
+		if n.state != NodeDown {
+			cl.live++
+		}
+		n.freeCPU = make([]uint64, (n.ncpu+63)/64)
+		for p := 0; p < n.ncpu; p++ {
+			n.freeCPU[p/64] |= 1 << (p % 64)
+		}
+		n.nFreeCPU = n.ncpu
+		n.freeMem = n.mem
+		n.freeGPU = c.classes[ci].allGPUs
+		c.nodes = append(c.nodes, n)
+	}
+	c.applyRunning(s.Running)
+	return c
+}
+
+func newClass(in *Node, n *node) class {
+	cl := class{ncpu: n.ncpu, mem: n.mem, gpus: n.gpus}
+	cl.features = slices.Clone(in.Features)
+	slices.Sort(cl.features)
+	cl.features = slices.Compact(cl.features)
+	g := len(n.gpus)
+	if g == 64 {
+		cl.allGPUs = ^uint64(0)
+	} else {
+		cl.allGPUs = 1<<g - 1
+	}
+	cl.links = make([][]resources.Link, g)
+	for p := range cl.links {
+		cl.links[p] = make([]resources.Link, g)
+		for q := range cl.links[p] {
+			cl.links[p][q] = linkOf(in, n.gpuIndex[p], n.gpuIndex[q])
+		}
+		cl.gpuMem += n.gpus[p].Memory
+	}
+	return cl
+}
+
+// linkOf reads Links[i][j], treating a missing matrix or entry as
+// LinkSystem, the worst real link.
+func linkOf(in *Node, i, j int) resources.Link {
+	if i == j {
+		return resources.LinkNone
+	}
+	if i < len(in.Links) && j < len(in.Links[i]) && in.Links[i][j] != resources.LinkNone {
+		return in.Links[i][j]
+	}
+	return resources.LinkSystem
+}
+
+// appendClassKey writes everything that makes two nodes schedule alike.
+func appendClassKey(b []byte, in *Node, n *node) []byte {
+	var feats [8]string
+	fs := append(feats[:0], in.Features...)
+	slices.Sort(fs)
+	for _, f := range slices.Compact(fs) {
+		b = append(b, f...)
+		b = append(b, 0)
+	}
+	b = appendInt(b, int64(n.ncpu))
+	b = appendInt(b, n.mem)
+	for p, g := range n.gpus {
+		b = append(b, g.Model...)
+		b = append(b, 0)
+		b = appendInt(b, g.Memory)
+		for q := range n.gpus {
+			b = append(b, byte(linkOf(in, n.gpuIndex[p], n.gpuIndex[q])))
+		}
+	}
+	return b
+}
+
+func appendInt(b []byte, v int64) []byte {
+	u := uint64(v)
+	return append(b, 1, byte(u), byte(u>>8), byte(u>>16), byte(u>>24), byte(u>>32), byte(u>>40), byte(u>>48), byte(u>>56))
+}
+
+// applyRunning takes every running allocation off the free resources of
+// its node. Allocations on unknown nodes, CPU ids or GPU ids are ignored:
+// there is nothing there to protect.
+func (c *cluster) applyRunning(rs []Running) {
+	for ri := range rs {
+		r := &rs[ri]
+		end := forever
+		if !r.End.IsZero() {
+			end = r.End.UnixNano()
+			// An overdue job still holds its resources; it is about to be
+			// killed, so plan as if it ends just after now.
+			if end <= c.now {
+				end = c.now + 1
+			}
+		}
+		for _, a := range r.Nodes {
+			ni, ok := c.find(a.Node)
+			if !ok {
+				continue
+			}
+			n := &c.nodes[ni]
+			ra := runAlloc{node: int32(ni), end: end, mem: a.Memory, cpus: make([]uint64, len(n.freeCPU))}
+			for _, id := range a.CPUs {
+				if p := n.cpuPos(id); p >= 0 {
+					ra.cpus[p/64] |= 1 << (p % 64)
+				}
+			}
+			for _, id := range a.GPUs {
+				if p := n.gpuPos(id); p >= 0 {
+					ra.gpus |= 1 << p
+				}
+			}
+			for w := range ra.cpus {
+				n.freeCPU[w] &^= ra.cpus[w]
+			}
+			n.freeMem -= a.Memory
+			n.freeGPU &^= ra.gpus
+			n.busy = true
+			n.allocs = append(n.allocs, int32(len(c.running)))
+			c.running = append(c.running, ra)
+		}
+	}
+	for i := range c.nodes {
+		c.nodes[i].nFreeCPU = popcount(c.nodes[i].freeCPU)
+	}
+}
+
+func (c *cluster) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(c.nodes, name, func(n node, name string) int { return strings.Compare(n.name, name) })
+}
+
+func (n *node) cpuPos(id int) int {
+	if n.cpuIDs == nil {
+		if id >= 0 && id < n.ncpu {
+			return id
+		}
+		return -1
+	}
+	if p, ok := slices.BinarySearch(n.cpuIDs, id); ok {
+		return p
+	}
+	return -1
+}
+
+func (n *node) cpuID(p int) int {
+	if n.cpuIDs == nil {
+		return p
+	}
+	return n.cpuIDs[p]
+}
+
+func (n *node) gpuPos(id int) int {
+	for p := range n.gpus {
+		if n.gpus[p].ID == id {
+			return p
+		}
+	}
+	return -1
+}
+
+func popcount(ws []uint64) int {
+	k := 0
+	for _, w := range ws {
+		k += bits.OnesCount64(w)
+	}
+	return k
+}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"sort"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
+)
+
+// job is the server's durable record of one job (one array task is one
+// job). It is stored as JSON; fields tagged "-" are derived each
+// scheduling pass and never persisted.
+type job struct {
+	ID       uint64   `json:"id"`
+	Name     string   `json:"name"`
+	User     string   `json:"user"`
+	UID      uint32   `json:"uid"`
+	GID      uint32   `json:"gid"`
+	Groups   []uint32 `json:"groups,omitempty"`
+	Account  string   `json:"account"`
+	Priority int      `json:"priority"`
+
+	Nodes     int           `json:"nodes"`
+	CPUs      int           `json:"cpus"`
+	Memory    int64         `json:"memory"`
+	GPUCount  int           `json:"gpu_count,omitempty"`
+	GPUModel  string        `json:"gpu_model,omitempty"`
+	GPUMemory int64         `json:"gpu_memory,omitempty"`
+	GPUNVLink bool          `json:"gpu_nvlink,omitempty"`
+	Features  []string      `json:"features,omitempty"`
+	Walltime  time.Duration `json:"walltime"`
+	Requeue   bool          `json:"requeue,omitempty"`
+
+	Argv    []string          `json:"argv,omitempty"`
+	Script  string            `json:"script,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Workdir string            `json:"workdir"`
+	Output  string            `json:"output"`
+	Error   string            `json:"error"`
+
+	ArrayJobID      uint64        `json:"array_job_id,omitempty"`
+	ArrayIndex      int           `json:"array_index"` // -1 when not an array task
+	ArrayMaxRunning int           `json:"array_max_running,omitempty"`
+	MaxRestarts     int           `json:"max_restarts,omitempty"`
+	WarnSignal      string        `json:"warn_signal,omitempty"`
+	WarnBefore      time.Duration `json:"warn_before,omitempty"`
+
+	State           string                `json:"state"`
+	Reason          string                `json:"reason,omitempty"`
+	ExitCode        *int                  `json:"exit_code,omitempty"`
+	Signal          string                `json:"signal,omitempty"`
+	Submit          time.Time             `json:"submit"`
+	Start           *time.Time            `json:"start,omitempty"`
+	End             *time.Time            `json:"end,omitempty"`
+	Alloc           []placement.NodeAlloc `json:"alloc,omitempty"`
+	Restarts        int                   `json:"restarts,omitempty"`
+	CancelRequested bool                  `json:"cancel_requested,omitempty"`
+	// RequeueRequested marks a job the system stops (drain with requeue):
+	// whatever its exit, it goes back to the queue while restarts remain.
+	RequeueRequested bool             `json:"requeue_requested,omitempty"`
+	Usage            *api.Usage       `json:"usage,omitempty"`
+	History          []api.Transition `json:"history"`
+
+	waitReason    string    `json:"-"`
+	reservedStart time.Time `json:"-"`
+}
+
+// to records a state change with its time and reason. Terminal states
+// never change: callers check before, this guards the rule once more.
+func (j *job) to(state, reason string, now time.Time) {
+	if api.Terminal(j.State) {
+		return
+	}
+	j.State = state
+	j.Reason = reason
+	j.History = append(j.History, api.Transition{Time: now, State: state, Reason: reason})
+	if api.Terminal(state) {
+		t := now
+		j.End = &t
+	}
+}
+
+// nodeNames lists the nodes of the job's allocation in allocation order.
+func (j *job) nodeNames() []string {
+	names := make([]string, 0, len(j.Alloc))
+	for _, a := range j.Alloc {
+		names = append(names, a.Node)
+	}
+	return names
+}
+
+// placementJob converts the record into the placer's view of a pending job.
+func (j *job) placementJob() placement.Job {
+	return placement.Job{
+		ID:       j.ID,
+		Priority: j.Priority,
+		Submit:   j.Submit,
+		Nodes:    j.Nodes,
+		PerNode: placement.Request{
+			CPUs:   j.CPUs,
+			Memory: j.Memory,
+			GPU: placement.GPURequest{
+				Count:     j.GPUCount,
+				Model:     j.GPUModel,
+				MinMemory: j.GPUMemory,
+				NVLink:    j.GPUNVLink,
+			},
+		},
+		Walltime: j.Walltime,
+		Features: j.Features,
+	}
+}
+
+// apiJob converts the record to what the API shows.
+func (j *job) apiJob() api.Job {
+	out := api.Job{
+		ID:          j.ID,
+		Name:        j.Name,
+		User:        j.User,
+		UID:         int(j.UID),
+		Account:     j.Account,
+		Priority:    j.Priority,
+		State:       j.State,
+		Reason:      j.Reason,
+		ExitCode:    j.ExitCode,
+		Signal:      j.Signal,
+		ArrayJobID:  j.ArrayJobID,
+		NodesWanted: j.Nodes,
+		CPUs:        j.CPUs,
+		Memory:      j.Memory,
+		GPUsPerNode: j.GPUCount,
+		Features:    j.Features,
+		Walltime:    j.Walltime.String(),
+		WalltimeSec: int64(j.Walltime / time.Second),
+		Nodes:       j.nodeNames(),
+		GPUs:        map[string][]int{},
+		Workdir:     j.Workdir,
+		Output:      j.Output,
+		Error:       j.Error,
+		SubmitTime:  j.Submit,
+		StartTime:   j.Start,
+		EndTime:     j.End,
+		Restarts:    j.Restarts,
+		Usage:       j.Usage,
+		History:     j.History,
+	}
+	if j.ArrayIndex >= 0 {
+		idx := j.ArrayIndex
+		out.ArrayIndex = &idx
+	}
+	if len(j.Alloc) > 0 {
+		out.CPUIDs = map[string][]int{}
+	}
+	for _, a := range j.Alloc {
+		out.GPUs[a.Node] = a.GPUs
+		out.CPUIDs[a.Node] = a.CPUs
+	}
+	if j.State == api.StatePending && j.waitReason != "" {
+		out.Reason = j.waitReason
+	}
+	if !j.reservedStart.IsZero() && j.State == api.StatePending {
+		t := j.reservedStart
+		out.ReservedStart = &t
+	}
+	return out
+}
+
+// assignment is the job's part on node a, as that node's agent receives it.
+func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
+	env := make([]string, 0, len(j.Env))
+	keys := make([]string, 0, len(j.Env))
+	for k := range j.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+j.Env[k])
+	}
+	return api.Assignment{
+		JobID:        j.ID,
+		Name:         j.Name,
+		User:         j.User,
+		UID:          j.UID,
+		GID:          j.GID,
+		Groups:       j.Groups,
+		Argv:         j.Argv,
+		Script:       j.Script,
+		Env:          env,
+		Workdir:      j.Workdir,
+		Stdout:       j.Output,
+		Stderr:       j.Error,
+		CPUs:         a.CPUs,
+		Memory:       a.Memory,
+		GPUs:         a.GPUs,
+		NodeList:     j.nodeNames(),
+		ArrayIndex:   j.ArrayIndex,
+		RestartCount: j.Restarts,
+		Walltime:     j.Walltime,
+		WarnSignal:   j.WarnSignal,
+		WarnBefore:   j.WarnBefore,
+	}
+}

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
+)
+
+// node is the server's record of one machine; the inventory part is
+// replaced on every registration, the drain part is the admins' and
+// survives restarts.
+type node struct {
+	Reg          api.NodeRegistration `json:"registration"`
+	Drain        bool                 `json:"drain,omitempty"`
+	DrainReason  string               `json:"drain_reason,omitempty"`
+	DrainRequeue bool                 `json:"drain_requeue,omitempty"`
+	LastContact  time.Time            `json:"last_contact"`
+
+	agent bool // an agent is attached now
+}
+
+// Reconciler is implemented by agents that can tell, after a restart of
+// either side, which of the server's running jobs still run on the node.
+type Reconciler interface {
+	// Reconcile adopts the jobs of running that the agent still knows,
+	// kills and forgets every other job it has, and returns the jobs of
+	// running it has no trace of.
+	Reconcile(running []uint64) (lost []uint64, err error)
+}
+
+// AttachAgent registers a node and its agent, then reconciles the jobs
+// the store says run there: adopted when the agent still has them,
+// otherwise ended (or requeued when the job allows it) with a clear reason.
+func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
+	now := time.Now()
+	s.mu.Lock()
+	n, ok := s.nodes[reg.Name]
+	if !ok {
+		n = &node{}
+		s.nodes[reg.Name] = n
+	}
+	n.Reg = reg
+	n.LastContact = now
+	n.agent = true
+	s.agents[reg.Name] = a
+	data, err := json.Marshal(n)
+	var running, cancels []uint64
+	for id, j := range s.jobs {
+		if j.State == api.StateRunning && j.onNode(reg.Name) {
+			running = append(running, id)
+			if j.CancelRequested {
+				cancels = append(cancels, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("encode node %s: %w", reg.Name, err)
+	}
+	if err := s.store.PutNode(reg.Name, data); err != nil {
+		return err
+	}
+	sort.Slice(running, func(i, k int) bool { return running[i] < running[k] })
+	var lost []uint64
+	if r, ok := a.(Reconciler); ok {
+		lost, err = r.Reconcile(running)
+		if err != nil {
+			return fmt.Errorf("reconcile node %s: %w", reg.Name, err)
+		}
+	}
+	for _, id := range lost {
+		s.endLost(id, "no process of the job was found on "+reg.Name+" after a restart", now)
+	}
+	for _, id := range cancels {
+		if err := a.Cancel(id, "cancelled by user"); err != nil {
+			s.log.Warn("re-sending cancel after restart", "job", id, "err", err)
+		}
+	}
+	s.log.Info("node attached", "node", reg.Name, "cpus", len(reg.CPUIDs), "gpus", len(reg.GPUs),
+		"isolation", reg.Isolation, "adopted", len(running)-len(lost), "lost", len(lost))
+	s.Kick()
+	return nil
+}
+
+// endLost ends a job whose processes are gone without an outcome: it is
+// requeued when the job allows it and restarts remain, else NODE_FAIL.
+func (s *Server) endLost(id uint64, reason string, now time.Time) {
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	if !ok || api.Terminal(j.State) {
+		s.mu.Unlock()
+		return
+	}
+	if j.CancelRequested {
+		j.to(api.StateCancelled, "cancelled by user; "+reason, now)
+	} else if j.Requeue && j.Restarts < j.maxRestarts() {
+		j.History = append(j.History, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
+		j.requeue(reason, now)
+	} else {
+		j.to(api.StateNodeFail, reason, now)
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	if err := s.persist(id); err != nil {
+		s.log.Error("persist lost job", "job", id, "err", err)
+	}
+}
+
+func (j *job) onNode(name string) bool {
+	for _, a := range j.Alloc {
+		if a.Node == name {
+			return true
+		}
+	}
+	return false
+}
+
+// maxRestarts is the job's restart budget: its checkpoint policy's, or a
+// small default for requeue-only jobs so a crashing node can't loop forever.
+func (j *job) maxRestarts() int {
+	if j.MaxRestarts > 0 {
+		return j.MaxRestarts
+	}
+	return 3
+}
+
+// requeue moves a job that the system stopped back to PENDING through
+// REQUEUED, both transitions stored.
+func (j *job) requeue(reason string, now time.Time) {
+	j.State = api.StateRequeued
+	j.History = append(j.History, api.Transition{Time: now, State: api.StateRequeued, Reason: reason})
+	j.State = api.StatePending
+	j.History = append(j.History, api.Transition{Time: now, State: api.StatePending, Reason: "requeued"})
+	j.Restarts++
+	j.Alloc = nil
+	j.Start = nil
+	j.End = nil
+	j.ExitCode = nil
+	j.Signal = ""
+	j.Reason = ""
+}
+
+// placementNodes converts the registry into the placer's view; s.mu held.
+func (s *Server) placementNodesLocked() []placement.Node {
+	out := make([]placement.Node, 0, len(s.nodes))
+	for name, n := range s.nodes {
+		pn := placement.Node{
+			Name:     name,
+			State:    placement.NodeUp,
+			Features: n.Reg.Features,
+			CPUs:     len(n.Reg.CPUIDs),
+			CPUIDs:   n.Reg.CPUIDs,
+			Memory:   n.Reg.Memory,
+			Links:    n.Reg.Links,
+		}
+		for _, g := range n.Reg.GPUs {
+			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
+		}
+		switch {
+		case !n.agent:
+			pn.State = placement.NodeDown
+		case n.Drain:
+			pn.State = placement.NodeDraining
+		}
+		out = append(out, pn)
+	}
+	return out
+}
+
+// apiNodes lists nodes with their state derived from allocations.
+func (s *Server) apiNodes() []api.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type use struct {
+		cpus int
+		mem  int64
+		gpus map[int]bool
+		jobs []uint64
+	}
+	used := map[string]*use{}
+	for _, j := range s.jobs {
+		if j.State != api.StateRunning {
+			continue
+		}
+		for _, a := range j.Alloc {
+			u := used[a.Node]
+			if u == nil {
+				u = &use{gpus: map[int]bool{}}
+				used[a.Node] = u
+			}
+			u.cpus += len(a.CPUs)
+			u.mem += a.Memory
+			for _, g := range a.GPUs {
+				u.gpus[g] = true
+			}
+			u.jobs = append(u.jobs, j.ID)
+		}
+	}
+	out := make([]api.Node, 0, len(s.nodes))
+	for name, n := range s.nodes {
+		u := used[name]
+		if u == nil {
+			u = &use{gpus: map[int]bool{}}
+		}
+		sort.Slice(u.jobs, func(i, k int) bool { return u.jobs[i] < u.jobs[k] })
+		an := api.Node{
+			Name:        name,
+			CPUs:        len(n.Reg.CPUIDs),
+			CPUsUsed:    u.cpus,
+			Memory:      n.Reg.Memory,
+			MemoryUsed:  u.mem,
+			Features:    n.Reg.Features,
+			Isolation:   n.Reg.Isolation,
+			Jobs:        u.jobs,
+			LastContact: n.LastContact,
+		}
+		for _, g := range n.Reg.GPUs {
+			g.Used = u.gpus[g.Index]
+			an.GPUs = append(an.GPUs, g)
+		}
+		switch {
+		case !n.agent:
+			an.State = "DOWN"
+		case n.Drain && len(u.jobs) > 0:
+			an.State, an.Reason = "DRAINING", n.DrainReason
+		case n.Drain:
+			an.State, an.Reason = "DRAINED", n.DrainReason
+		case len(u.jobs) == 0:
+			an.State = "IDLE"
+		case u.cpus >= an.CPUs || (len(an.GPUs) > 0 && len(u.gpus) >= len(an.GPUs)):
+			an.State = "ALLOCATED"
+		default:
+			an.State = "MIXED"
+		}
+		out = append(out, an)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
+	return out
+}
+
+// setDrain drains or resumes a node durably.
+func (s *Server) setDrain(name string, drain bool, reason string, requeue bool) (int, error) {
+	s.mu.Lock()
+	n, ok := s.nodes[name]
+	if !ok {
+		s.mu.Unlock()
+		return http.StatusNotFound, fmt.Errorf("no node named %q: see `hpcsub nodes`", name)
+	}
+	n.Drain, n.DrainReason, n.DrainRequeue = drain, reason, requeue
+	if !drain {
+		n.DrainReason, n.DrainRequeue = "", false
+	}
+	data, err := json.Marshal(n)
+	s.mu.Unlock()
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	if err := s.store.PutNode(name, data); err != nil {
+		return http.StatusInternalServerError, err
+	}
+	if drain && requeue {
+		s.requeueNode(name)
+	}
+	s.Kick()
+	return http.StatusOK, nil
+}
+
+// requeueNode asks the node's agent to stop the jobs that may be requeued.
+func (s *Server) requeueNode(name string) {
+	s.mu.Lock()
+	a := s.agents[name]
+	var ids []uint64
+	for id, j := range s.jobs {
+		if j.State == api.StateRunning && j.onNode(name) && j.Requeue {
+			j.RequeueRequested = true
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if a != nil {
+			if err := a.Cancel(id, "node drained with requeue"); err != nil {
+				s.log.Warn("stop job for drain", "job", id, "err", err)
+			}
+		}
+	}
+}

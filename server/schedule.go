@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
+)
+
+// snapshotLocked builds the placer's input; s.mu held.
+func (s *Server) snapshotLocked() placement.Snapshot {
+	snap := placement.Snapshot{Nodes: s.placementNodesLocked()}
+	arrayRunning := map[uint64]int{}
+	for _, j := range s.jobs {
+		if j.State == api.StateRunning {
+			start := j.Submit
+			if j.Start != nil {
+				start = *j.Start
+			}
+			snap.Running = append(snap.Running, placement.Running{JobID: j.ID, End: start.Add(j.Walltime), Nodes: j.Alloc})
+			if j.ArrayJobID != 0 {
+				arrayRunning[j.ArrayJobID]++
+			}
+		}
+	}
+	for _, j := range s.jobs {
+		if j.State != api.StatePending || j.CancelRequested {
+			continue
+		}
+		if j.ArrayJobID != 0 && j.ArrayMaxRunning > 0 {
+			// max_running caps the array's tasks that run at once: only
+			// as many tasks as free slots are offered to the placer.
+			if arrayRunning[j.ArrayJobID] >= j.ArrayMaxRunning {
+				j.waitReason = "ArrayTaskLimit"
+				continue
+			}
+			arrayRunning[j.ArrayJobID]++
+		}
+		snap.Pending = append(snap.Pending, j.placementJob())
+	}
+	return snap
+}
+
+// scheduleOnce runs one placement pass and carries out its starts: each
+// start is committed as RUNNING before its agent is told, so a crash in
+// between can lose a launch (found at reconcile) but never run a job twice.
+func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	snap := s.snapshotLocked()
+	s.mu.Unlock()
+	if len(snap.Pending) == 0 {
+		return
+	}
+	dec := placement.Plan(snap, now, s.cfg.Policy)
+
+	s.mu.Lock()
+	var started []uint64
+	for _, st := range dec.Starts {
+		j, ok := s.jobs[st.JobID]
+		if !ok || j.State != api.StatePending || j.CancelRequested {
+			continue
+		}
+		t := now
+		j.Start = &t
+		j.Alloc = st.Nodes
+		j.waitReason, j.reservedStart = "", time.Time{}
+		j.to(api.StateRunning, "", now)
+		started = append(started, j.ID)
+	}
+	for _, w := range dec.Waiting {
+		if j, ok := s.jobs[w.JobID]; ok {
+			j.waitReason = string(w.Reason)
+			j.reservedStart = w.ReservedStart
+		}
+	}
+	if len(started) > 0 {
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if len(started) == 0 {
+		return
+	}
+	if err := s.persist(started...); err != nil {
+		// Not durable: nothing was launched, so put them back in the queue.
+		s.log.Error("persist starts", "err", err)
+		s.mu.Lock()
+		for _, id := range started {
+			j := s.jobs[id]
+			j.State, j.Alloc, j.Start = api.StatePending, nil, nil
+			j.History = j.History[:len(j.History)-1]
+		}
+		s.mu.Unlock()
+		return
+	}
+	for _, id := range started {
+		s.launch(ctx, id)
+	}
+}
+
+// launch hands a started job to the agents of its nodes.
+func (s *Server) launch(ctx context.Context, id uint64) {
+	s.mu.Lock()
+	j := s.jobs[id]
+	type part struct {
+		a   Agent
+		asg api.Assignment
+	}
+	var parts []part
+	var missing string
+	for _, na := range j.Alloc {
+		a, ok := s.agents[na.Node]
+		if !ok {
+			missing = na.Node
+			break
+		}
+		parts = append(parts, part{a, j.assignment(na)})
+	}
+	s.mu.Unlock()
+	if missing != "" {
+		s.endLost(id, "node "+missing+" has no agent", time.Now())
+		return
+	}
+	for _, p := range parts {
+		if err := p.a.Launch(ctx, p.asg); err != nil {
+			s.Report(api.Outcome{JobID: id, Node: p.asg.NodeList[0], State: api.StateFailed, ExitCode: 1,
+				Reason: fmt.Sprintf("could not start: %v", err), End: time.Now()})
+			return
+		}
+	}
+}
+
+// Report records how a job's part ended on a node, durably, then lets the
+// agent forget it. A job the system stopped to requeue goes back to the
+// queue whatever its exit; exit code 85 asks for a restart too.
+func (s *Server) Report(o api.Outcome) {
+	now := time.Now()
+	if o.End.IsZero() {
+		o.End = now
+	}
+	s.mu.Lock()
+	j, ok := s.jobs[o.JobID]
+	if !ok || api.Terminal(j.State) || j.State == api.StatePending {
+		s.mu.Unlock()
+		s.release(o)
+		return
+	}
+	state, reason := o.State, o.Reason
+	if j.CancelRequested && state != api.StateCompleted {
+		state, reason = api.StateCancelled, "cancelled by user"
+	}
+	u := o.Usage
+	u.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * u.ElapsedSeconds
+	j.Usage = &u
+	code := o.ExitCode
+	j.ExitCode = &code
+	j.Signal = o.Signal
+	restartable := j.Restarts < j.maxRestarts()
+	switch {
+	case j.RequeueRequested && restartable && state != api.StateCompleted:
+		j.requeue("stopped by the system ("+reason+"): node drained with requeue", o.End)
+		j.RequeueRequested = false
+	case o.ExitCode == 85 && j.MaxRestarts > 0 && restartable && state == api.StateFailed:
+		j.requeue("exit code 85: checkpoint saved, run again", o.End)
+	default:
+		j.to(state, reason, o.End)
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	if err := s.persist(o.JobID); err != nil {
+		// The agent keeps the outcome on disk until released, so the
+		// next start's reconcile reports it again.
+		s.log.Error("persist outcome", "job", o.JobID, "err", err)
+		return
+	}
+	s.release(o)
+	s.Kick()
+}
+
+func (s *Server) release(o api.Outcome) {
+	s.mu.Lock()
+	a := s.agents[o.Node]
+	s.mu.Unlock()
+	if a == nil {
+		return
+	}
+	if err := a.Release(o.JobID); err != nil {
+		s.log.Warn("release job on agent", "job", o.JobID, "node", o.Node, "err", err)
+	}
+}

@@ -1,0 +1,169 @@
+// Package server is the central daemon's state: the job queue and its
+// state machine, the node registry, the scheduling loop that feeds the
+// placer, and the /v1 HTTP API. Every state change is committed to the
+// store before it is acknowledged.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
+	"github.com/hpc-sched/hpc/store"
+)
+
+// Agent is how the server drives one node. The in-process agent of
+// `hpcd dev` implements it directly; outcomes come back through
+// Server.Report.
+type Agent interface {
+	// Launch starts the job's part on the node; it returns once the job
+	// runs (or failed to start).
+	Launch(ctx context.Context, a api.Assignment) error
+	// Cancel kills the job's processes; the outcome is reported later.
+	Cancel(jobID uint64, reason string) error
+	// Release lets the agent forget a job whose outcome is now durable.
+	Release(jobID uint64) error
+}
+
+// Config is the server's settings.
+type Config struct {
+	Policy          placement.Policy
+	DefaultWalltime time.Duration // applied when a job file gives none; 0 = walltime required
+	AllowRoot       bool          // accept jobs that run as uid 0
+	AdminUIDs       []uint32      // besides root, who may drain nodes and touch any job
+	Tick            time.Duration // scheduling pass even without events (age, reservations)
+}
+
+// Server owns the jobs and nodes of one cluster.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	jobs    map[uint64]*job
+	nodes   map[string]*node
+	agents  map[string]Agent
+	changed chan struct{} // closed and replaced on every job change (long-poll waiters)
+
+	kick chan struct{}
+}
+
+// New loads every stored job and node. Jobs that were RUNNING stay so
+// until their node's agent reconciles (AttachAgent).
+func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.Policy.Backfill == "" {
+		cfg.Policy.Backfill = placement.EASY
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   st,
+		log:     log,
+		jobs:    map[uint64]*job{},
+		nodes:   map[string]*node{},
+		agents:  map[string]Agent{},
+		changed: make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+	}
+	err := st.Jobs(func(id uint64, data []byte) error {
+		j := &job{}
+		if err := json.Unmarshal(data, j); err != nil {
+			return fmt.Errorf("job %d: %w", id, err)
+		}
+		s.jobs[id] = j
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load jobs: %w", err)
+	}
+	err = st.Nodes(func(name string, data []byte) error {
+		n := &node{}
+		if err := json.Unmarshal(data, n); err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		n.agent = false
+		s.nodes[name] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	counts := map[string]int{}
+	for _, j := range s.jobs {
+		counts[j.State]++
+	}
+	log.Info("state loaded", "jobs", len(s.jobs), "by_state", counts, "nodes", len(s.nodes))
+	return s, nil
+}
+
+// Kick asks for a scheduling pass soon; many kicks coalesce into one.
+func (s *Server) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLocked wakes long-poll waiters; s.mu must be held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// persist durably writes the current state of the given jobs. It must be
+// called without s.mu held: the store encodes inside its transaction,
+// taking the lock there, so the last commit always carries the newest
+// state even when updates of one job race.
+func (s *Server) persist(ids ...uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.store.WriteJobs(ids, func(id uint64) ([]byte, bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		j, ok := s.jobs[id]
+		if !ok {
+			return nil, false, nil
+		}
+		data, err := json.Marshal(j)
+		if err != nil {
+			return nil, false, fmt.Errorf("encode job %d: %w", id, err)
+		}
+		return data, true, nil
+	})
+}
+
+// Run schedules until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		s.scheduleOnce(ctx, time.Now())
+	}
+}
+
+func (s *Server) isAdmin(uid uint32) bool {
+	if uid == 0 {
+		return true
+	}
+	for _, a := range s.cfg.AdminUIDs {
+		if a == uid {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/jobs"
+	"github.com/hpc-sched/hpc/placement"
+)
+
+// Limits on a submit request beyond what the job file itself bounds.
+const (
+	maxEnvEntries = 4096
+	maxEnvBytes   = 1 << 20
+	maxPathBytes  = 4096
+)
+
+// requestError is a refusal with the HTTP status that says what kind.
+type requestError struct {
+	status int
+	msg    string
+	diags  []string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func refuse(status int, format string, args ...any) *requestError {
+	return &requestError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// Caller is who sent a request, as the socket's peer credentials say.
+type Caller struct {
+	UID uint32
+	GID uint32
+}
+
+// identity is a caller resolved to a Unix account.
+type identity struct {
+	name   string
+	uid    uint32
+	gid    uint32
+	groups []uint32
+	group  string // primary group name: the default account
+}
+
+func lookupIdentity(uid uint32) (identity, error) {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return identity{}, fmt.Errorf("uid %d has no account on the server: %w", uid, err)
+	}
+	id := identity{name: u.Username, uid: uid}
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	id.gid = uint32(gid)
+	id.group = u.Gid
+	if g, err := user.LookupGroupId(u.Gid); err == nil {
+		id.group = g.Name
+	}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				id.groups = append(id.groups, uint32(n))
+			}
+		}
+	}
+	return id, nil
+}
+
+// Submit validates a job file and stores its job (or array tasks)
+// durably; it returns only after the commit.
+func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, error) {
+	if err := checkSubmitRequest(req); err != nil {
+		return api.SubmitResponse{}, err
+	}
+	spec, err := jobs.Parse(req.Filename, []byte(req.Source), req.Vars)
+	if err != nil {
+		var je *jobs.Error
+		if errors.As(err, &je) {
+			lines := je.Lines()
+			return api.SubmitResponse{}, &requestError{status: http.StatusBadRequest,
+				msg: fmt.Sprintf("%s: job file has %d error(s): fix them and submit again (hpcsub validate %s)", req.Filename, len(lines), filepath.Base(req.Filename)), diags: lines}
+		}
+		return api.SubmitResponse{}, refuse(http.StatusBadRequest, "%v", err)
+	}
+	who, err := lookupIdentity(c.UID)
+	if err != nil {
+		return api.SubmitResponse{}, refuse(http.StatusForbidden, "%v", err)
+	}
+	if who.uid == 0 && !s.cfg.AllowRoot {
+		return api.SubmitResponse{}, refuse(http.StatusForbidden, "jobs may not run as root on this cluster: submit as an ordinary user")
+	}
+	tmpl, rerr := s.jobTemplate(spec, who, req)
+	if rerr != nil {
+		return api.SubmitResponse{}, rerr
+	}
+	s.mu.Lock()
+	nodes := s.placementNodesLocked()
+	s.mu.Unlock()
+	if err := placement.Feasible(nodes, tmpl.placementJob()); err != nil {
+		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", err)
+	}
+
+	n := 1
+	if spec.Array != nil {
+		n = spec.Array.Count
+	}
+	now := time.Now()
+	created := make([]*job, 0, n)
+	ids, err := s.store.CreateJobs(n, func(id uint64, i int) ([]byte, error) {
+		j := tmpl.instance(id, i, spec, now)
+		if len(created) > i {
+			created = created[:i] // the batch retried this transaction
+		}
+		created = append(created, j)
+		return json.Marshal(j)
+	})
+	if err != nil {
+		return api.SubmitResponse{}, refuse(http.StatusInternalServerError, "could not store the job: %v", err)
+	}
+	s.mu.Lock()
+	for _, j := range created {
+		s.jobs[j.ID] = j
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.Kick()
+	return api.SubmitResponse{IDs: ids}, nil
+}
+
+func checkSubmitRequest(req api.SubmitRequest) error {
+	switch {
+	case req.Filename == "" || len(req.Filename) > maxPathBytes:
+		return refuse(http.StatusBadRequest, "filename must be 1..%d bytes", maxPathBytes)
+	case !filepath.IsAbs(req.Cwd) || len(req.Cwd) > maxPathBytes || strings.ContainsRune(req.Cwd, 0):
+		return refuse(http.StatusBadRequest, "cwd must be an absolute path of at most %d bytes", maxPathBytes)
+	case len(req.Env) > maxEnvEntries:
+		return refuse(http.StatusBadRequest, "environment has %d variables, at most %d allowed", len(req.Env), maxEnvEntries)
+	}
+	size := 0
+	for k, v := range req.Env {
+		size += len(k) + len(v)
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return refuse(http.StatusBadRequest, "environment variable %q is malformed", k)
+		}
+	}
+	if size > maxEnvBytes {
+		return refuse(http.StatusBadRequest, "environment is %d bytes, at most %d allowed", size, maxEnvBytes)
+	}
+	return nil
+}
+
+// jobTemplate is everything of a job that does not depend on its id.
+func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitRequest) (*job, *requestError) {
+	wall := spec.Walltime
+	if wall == 0 {
+		wall = s.cfg.DefaultWalltime
+	}
+	if wall == 0 {
+		return nil, refuse(http.StatusBadRequest, "%s: walltime is required on this cluster: add walltime = \"1h\" to the job block", req.Filename)
+	}
+	workdir := req.Cwd
+	if spec.Task.Workdir != "" {
+		workdir = spec.Task.Workdir
+		if !filepath.IsAbs(workdir) {
+			workdir = filepath.Join(req.Cwd, workdir)
+		}
+	}
+	env := make(map[string]string, len(req.Env)+len(spec.Task.Env))
+	for k, v := range req.Env {
+		if !strings.HasPrefix(k, "HPC_") {
+			env[k] = v
+		}
+	}
+	for k, v := range spec.Task.Env {
+		env[k] = v
+	}
+	account := spec.Account
+	if account == "" {
+		account = who.group
+	}
+	j := &job{
+		Name: spec.Name, User: who.name, UID: who.uid, GID: who.gid, Groups: who.groups,
+		Account: account, Priority: spec.Priority,
+		Nodes: spec.Nodes, CPUs: spec.Resources.CPUs, Memory: spec.Resources.Memory,
+		GPUCount: spec.Resources.GPU.Count, GPUModel: spec.Resources.GPU.Model,
+		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink",
+		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
+		Script: spec.Task.Script, Env: env, Workdir: workdir, ArrayIndex: -1,
+	}
+	if spec.Task.Command != "" {
+		j.Argv = append([]string{spec.Task.Command}, spec.Task.Args...)
+	}
+	if c := spec.Checkpoint; c != nil {
+		j.MaxRestarts, j.WarnSignal, j.WarnBefore = c.MaxRestarts, c.Signal, c.Warn
+	}
+	if spec.Array != nil {
+		j.ArrayMaxRunning = spec.Array.MaxRunning
+	}
+	return j, nil
+}
+
+// instance is the template made into job id, task i of its submit.
+func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
+	j := *t
+	j.ID = id
+	if spec.Array != nil {
+		j.ArrayJobID = id - uint64(i)
+		j.ArrayIndex = i
+	}
+	j.Output = resolveOutput(spec.Output, &j)
+	j.Error = resolveOutput(spec.Error, &j)
+	j.Submit = now
+	j.History = nil
+	j.to(api.StatePending, "submitted", now)
+	return &j
+}
+
+// resolveOutput expands an output pattern and makes it absolute against
+// the job's working directory, as Slurm does.
+func resolveOutput(pattern string, j *job) string {
+	p := jobs.ExpandPattern(pattern, j.ID, j.ArrayIndex, j.Name, j.User)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(j.Workdir, p)
+	}
+	return p
+}
