@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -99,12 +98,12 @@ func (d *decoder) boolean(attr *hcl.Attribute, what string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	var b bool
-	if diags := gohcl.DecodeExpression(&hcl.StaticExpr{Val: v, SrcRange: attr.Expr.Range()}, nil, &b); diags.HasErrors() {
+	bv, err := convert.Convert(v, cty.Bool)
+	if err != nil {
 		d.errorf(attr.Expr.Range(), "Invalid value for "+what, "%s must be true or false.", what)
 		return false, false
 	}
-	return b, true
+	return bv.True(), true
 }
 
 // size accepts a size string ("64GiB") or a number of bytes, within [lo, hi].

@@ -227,3 +227,7 @@ func finalLine(j api.Job) string {
 	}
 	return line
 }
+
+func secondsToDuration(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second))
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/resources"
+	"github.com/urfave/cli/v2"
+)
+
+var allStates = []string{
+	api.StatePending, api.StateHeld, api.StateRunning, api.StateCheckpointing, api.StateRequeued,
+	api.StateCompleted, api.StateFailed, api.StateTimeout, api.StateOutOfMemory, api.StateCancelled, api.StateNodeFail,
+}
+
+// parseState accepts a state name in any case.
+func parseState(cmd, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	up := strings.ToUpper(s)
+	for _, st := range allStates {
+		if st == up {
+			return st, nil
+		}
+	}
+	return "", usagef(cmd, "unknown state %q: want one of %s", s, strings.Join(allStates, ", "))
+}
+
+func queueCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "queue",
+		Usage: "list pending and running jobs",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U`"},
+			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING)"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have ended"},
+			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
+		},
+		Action: e.queue,
+	}
+}
+
+func (e *env) queue(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("queue", "unexpected argument %q", c.Args().First())
+	}
+	state, err := parseState("queue", c.String("state"))
+	if err != nil {
+		return err
+	}
+	user := c.String("user")
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	list, err := cl.Jobs(ctx, user, state)
+	if err != nil {
+		return explain(cl, err)
+	}
+	// Filter here too: the answer is then right whatever the server
+	// supports, and ended jobs stay out of the default view.
+	shown := make([]api.Job, 0, len(list))
+	for _, j := range list {
+		switch {
+		case user != "" && j.User != user:
+		case state != "" && j.State != state:
+		case state == "" && !c.Bool("all") && api.Terminal(j.State):
+		default:
+			shown = append(shown, j)
+		}
+	}
+	sort.Slice(shown, func(a, b int) bool { return shown[a].ID < shown[b].ID })
+	if c.Bool("json") {
+		return writeJSON(e.stdout, shown)
+	}
+	now := e.now()
+	tw := newTable(e.stdout)
+	row(tw, "JOBID", "NAME", "USER", "STATE", "TIME", "NODES", "REASON")
+	for _, j := range shown {
+		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), j.State,
+			formatElapsed(elapsed(j, now)), nodeList(j), dashIfEmpty(pendingReason(j, now)))
+	}
+	return tw.Flush()
+}
+
+func showCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show everything about one job",
+		ArgsUsage: "ID",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the job as JSON"}},
+		Action:    e.show,
+	}
+}
+
+func (e *env) show(c *cli.Context) error {
+	if c.NArg() != 1 {
+		if c.NArg() == 0 {
+			return usagef("show", "missing job ID")
+		}
+		return usagef("show", "one job ID at a time, got %d", c.NArg())
+	}
+	id, err := parseID("show", c.Args().First())
+	if err != nil {
+		return err
+	}
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	j, err := cl.Job(ctx, id)
+	if err != nil {
+		return jobError(cl, id, err)
+	}
+	if c.Bool("json") {
+		return writeJSON(e.stdout, j)
+	}
+	return e.printJob(j)
+}
+
+// jobError names the job in a failed request about it, unless the server
+// could not be reached at all (that message stands on its own).
+func jobError(cl *api.Client, id uint64, err error) error {
+	var ue *api.UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("job %d: %w", id, explain(cl, err))
+}
+
+func (e *env) printJob(j api.Job) error {
+	tw := newTable(e.stdout)
+	kv := func(k, v string) { row(tw, k+":", v) }
+	kv("id", strconv.FormatUint(j.ID, 10))
+	kv("name", j.Name)
+	if j.ArrayIndex != nil {
+		kv("array", fmt.Sprintf("%d[%d]", j.ArrayJobID, *j.ArrayIndex))
+	}
+	kv("user", fmt.Sprintf("%s (uid %d)", j.User, j.UID))
+	kv("account", dashIfEmpty(j.Account))
+	kv("priority", strconv.Itoa(j.Priority))
+	kv("state", j.State)
+	kv("reason", dashIfEmpty(pendingReason(j, e.now())))
+	exit := "-"
+	if j.ExitCode != nil {
+		exit = strconv.Itoa(*j.ExitCode)
+	}
+	if j.Signal != "" {
+		exit += " (" + j.Signal + ")"
+	}
+	kv("exit code", exit)
+	kv("nodes", fmt.Sprintf("%s (%d wanted)", dashIfEmpty(strings.Join(j.Nodes, ",")), j.NodesWanted))
+	kv("gpus", fmt.Sprintf("%d per node; allocated %s", j.GPUsPerNode, dashIfEmpty(gpuList(j.GPUs))))
+	kv("cpus", fmt.Sprintf("%d per node", j.CPUs))
+	kv("memory", resources.FormatBytes(j.Memory)+" per node")
+	if len(j.Features) > 0 {
+		kv("features", strings.Join(j.Features, ","))
+	}
+	kv("walltime", dashIfEmpty(j.Walltime))
+	kv("submitted", formatTime(&j.SubmitTime))
+	if j.ReservedStart != nil {
+		kv("reserved start", formatTime(j.ReservedStart))
+	}
+	kv("started", formatTime(j.StartTime))
+	kv("ended", formatTime(j.EndTime))
+	kv("elapsed", formatElapsed(elapsed(j, e.now())))
+	kv("restarts", strconv.Itoa(j.Restarts))
+	kv("workdir", dashIfEmpty(j.Workdir))
+	kv("output", dashIfEmpty(j.Output))
+	kv("error", dashIfEmpty(j.Error))
+	if u := j.Usage; u != nil {
+		kv("usage", fmt.Sprintf("elapsed %s, cpu %s, peak memory %s, gpu %s",
+			formatSeconds(u.ElapsedSeconds), formatSeconds(u.CPUSeconds),
+			resources.FormatBytes(u.PeakMemory), formatSeconds(u.GPUSeconds)))
+	} else {
+		kv("usage", "-")
+	}
+	if len(j.History) > 0 {
+		kv("history", "")
+		for _, t := range j.History {
+			line := formatTime(&t.Time) + "  " + t.State
+			if t.Reason != "" {
+				line += "  " + t.Reason
+			}
+			row(tw, "", line)
+		}
+	}
+	return tw.Flush()
+}
+
+// formatSeconds prints a usage figure as elapsed time (M:SS, H:MM:SS...).
+func formatSeconds(s float64) string {
+	return formatElapsed(secondsToDuration(s))
+}
+
+func jobActionCommand(e *env, name, usage string,
+	act func(*api.Client, context.Context, uint64) (api.Job, error)) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "ID...",
+		Action: func(c *cli.Context) error {
+			ids, err := parseIDs(name, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			cl, err := e.client(c)
+			if err != nil {
+				return err
+			}
+			return e.jobAction(cl, name, ids, act)
+		},
+	}
+}
+
+// jobAction applies cancel/hold/release to each job: one line per job on
+// stdout, one per failure on stderr, exit 1 if any failed. With no
+// server at all it stops at the first job with the one line that says so.
+func (e *env) jobAction(cl *api.Client, name string, ids []uint64,
+	act func(*api.Client, context.Context, uint64) (api.Job, error)) error {
+	failed := false
+	for _, id := range ids {
+		ctx, cancel := e.request()
+		j, err := act(cl, ctx, id)
+		cancel()
+		if err != nil {
+			var ue *api.UnavailableError
+			if errors.As(err, &ue) || errors.Is(err, context.Canceled) {
+				return explain(cl, err)
+			}
+			fmt.Fprintf(e.stderr, "hpcsub: %s %d: %s\n", name, id, oneLine(explain(cl, err).Error()))
+			failed = true
+			continue
+		}
+		state := j.State
+		if state == "" {
+			state = "done" // a server that answers without the job
+		}
+		fmt.Fprintf(e.stdout, "job %d %s\n", id, state)
+	}
+	if failed {
+		return exitStatus(1)
+	}
+	return nil
+}

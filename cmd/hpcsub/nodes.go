@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/resources"
+	"github.com/urfave/cli/v2"
+)
+
+func nodesCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:   "nodes",
+		Usage:  "list the cluster's nodes",
+		Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the nodes as a JSON array"}},
+		Action: e.nodes,
+	}
+}
+
+func (e *env) nodes(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("nodes", "unexpected argument %q", c.Args().First())
+	}
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	list, err := cl.Nodes(ctx)
+	if err != nil {
+		return explain(cl, err)
+	}
+	sort.Slice(list, func(a, b int) bool { return list[a].Name < list[b].Name })
+	if c.Bool("json") {
+		return writeJSON(e.stdout, list)
+	}
+	tw := newTable(e.stdout)
+	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "ISOLATION", "REASON")
+	for _, n := range list {
+		row(tw, n.Name, n.State,
+			fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs),
+			resources.FormatBytes(n.MemoryUsed)+"/"+resources.FormatBytes(n.Memory),
+			gpuSummary(n.GPUs), dashIfEmpty(n.Isolation), dashIfEmpty(n.Reason))
+	}
+	return tw.Flush()
+}
+
+// gpuSummary is the GPUS column: "used/total model", e.g. "2/4 H100".
+func gpuSummary(gpus []api.GPU) string {
+	if len(gpus) == 0 {
+		return "-"
+	}
+	used := 0
+	var models []string
+	seen := map[string]bool{}
+	for _, g := range gpus {
+		if g.Used {
+			used++
+		}
+		// NVML names start with the vendor; the rest is what tells nodes apart.
+		m := strings.TrimPrefix(g.Model, "NVIDIA ")
+		if m != "" && !seen[m] {
+			seen[m] = true
+			models = append(models, m)
+		}
+	}
+	s := fmt.Sprintf("%d/%d", used, len(gpus))
+	if len(models) > 0 {
+		s += " " + strings.Join(models, "+")
+	}
+	return s
+}
+
+func nodeCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "node",
+		Usage:     "drain or resume a node (admins)",
+		ArgsUsage: "drain|resume NAME",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "drain",
+				Usage:     "stop new work on a node; running jobs finish (or are requeued with --requeue)",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "reason", Usage: "why, shown in `hpcsub nodes` (required)"},
+					&cli.BoolFlag{Name: "requeue", Usage: "checkpoint and requeue the node's running jobs instead of letting them finish"},
+				},
+				Action: e.drain,
+			},
+			{
+				Name:      "resume",
+				Usage:     "return a drained or draining node to service",
+				ArgsUsage: "NAME",
+				Action:    e.resume,
+			},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("node", "unknown node command %q: want drain or resume", c.Args().First())
+			}
+			return usagef("node", "missing node command: drain or resume")
+		},
+	}
+}
+
+// nodeName reads the single NAME argument of node drain/resume.
+func nodeName(cmd string, c *cli.Context) (string, error) {
+	switch c.NArg() {
+	case 0:
+		return "", usagef(cmd, "missing node NAME")
+	case 1:
+		return c.Args().First(), nil
+	}
+	return "", usagef(cmd, "one node NAME at a time, got %d", c.NArg())
+}
+
+func (e *env) drain(c *cli.Context) error {
+	name, err := nodeName("node drain", c)
+	if err != nil {
+		return err
+	}
+	reason := strings.TrimSpace(c.String("reason"))
+	if reason == "" {
+		return usagef("node drain", "missing --reason TEXT (say why, for the users who see it)")
+	}
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	n, err := cl.Drain(ctx, name, api.DrainRequest{Reason: reason, Requeue: c.Bool("requeue")})
+	if err != nil {
+		return nodeError(cl, name, err)
+	}
+	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(n.State, "DRAINING"))
+	return nil
+}
+
+func (e *env) resume(c *cli.Context) error {
+	name, err := nodeName("node resume", c)
+	if err != nil {
+		return err
+	}
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	n, err := cl.Resume(ctx, name)
+	if err != nil {
+		return nodeError(cl, name, err)
+	}
+	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(n.State, "resumed"))
+	return nil
+}
+
+// stateOr covers a server that acknowledges without returning the node.
+func stateOr(state, fallback string) string {
+	if state == "" {
+		return fallback
+	}
+	return state
+}
+
+func nodeError(cl *api.Client, name string, err error) error {
+	if _, ok := err.(*api.UnavailableError); ok {
+		return err
+	}
+	return fmt.Errorf("node %s: %w", name, explain(cl, err))
+}

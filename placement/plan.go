@@ -1,0 +1,223 @@
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Plan decides which pending jobs start now and where, and why the others
+// wait. It is pure and deterministic: the same snapshot, time and policy
+// give the same decisions whatever the order of the snapshot's slices.
+func Plan(s Snapshot, now time.Time, p Policy) Decisions {
+	c := newCluster(s, now)
+	pl := &planner{c: c, p: p, jobs: s.Pending}
+	pl.run(queueOrder(s.Pending, now, p))
+	return pl.d
+}
+
+// planner carries one Plan call through the queue.
+type planner struct {
+	c    *cluster
+	p    Policy
+	jobs []Job
+	d    Decisions
+
+	cands []candidate // scratch
+}
+
+func (pl *planner) run(order []int32) {
+	blocked := false // fcfs: a job could not start, nothing behind it may
+	reservations := 0
+	for _, ji := range order {
+		j := &pl.jobs[ji]
+		k := pl.c.kindOf(j)
+		if r, d := pl.c.staticCheck(j, k, true); r != "" {
+			// Never startable on the nodes that are up: it waits, but it
+			// neither blocks the queue nor holds a reservation.
+			pl.wait(j, r, d)
+			continue
+		}
+		if blocked {
+			pl.wait(j, ReasonPriority, "a job ahead in the queue is waiting")
+			continue
+		}
+		cands, reason := pl.placeNow(j, k)
+		if reason == "" {
+			pl.start(j, k, cands)
+			continue
+		}
+		switch pl.p.Backfill {
+		case EASY, Conservative:
+			if pl.p.Backfill == EASY && reservations >= 1 ||
+				pl.p.Backfill == Conservative && pl.p.Depth > 0 && reservations >= pl.p.Depth {
+				pl.wait(j, reason, detailFor(reason))
+				continue
+			}
+			if pl.reserve(j, k, reason) {
+				reservations++
+			}
+		default:
+			blocked = true
+			pl.wait(j, reason, detailFor(reason))
+		}
+	}
+}
+
+func detailFor(r Reason) string {
+	switch r {
+	case ReasonResources:
+		return "not enough free resources now"
+	case ReasonGPUTopology:
+		return "matching GPUs are free, but no set of them is all NVLink-connected"
+	case ReasonReservation:
+		return "would delay a job that holds a reservation"
+	}
+	return string(r)
+}
+
+func (pl *planner) wait(j *Job, r Reason, detail string) {
+	pl.d.Waiting = append(pl.d.Waiting, Wait{JobID: j.ID, Reason: r, Detail: detail})
+}
+
+// placeNow looks for gangSize(j) nodes that can start j now without
+// delaying any reservation. On failure the reason is Reservation when the
+// job fits but only by taking reserved resources, GPUTopology when only
+// the NVLink requirement stands in the way, else Resources.
+func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
+	c := pl.c
+	need := gangSize(j)
+	end := c.endOf(j, c.now)
+	cands := pl.cands[:0]
+	ignoringRes, topo := 0, 0
+	for ci := range c.classes {
+		if !k.classOK[ci] {
+			continue
+		}
+		for _, ni := range c.classes[ci].nodes {
+			n := &c.nodes[ni]
+			if n.state != NodeUp {
+				continue
+			}
+			a := n.availNow()
+			if n.reserved {
+				if _, r := c.fitOn(ni, a, j, k, pl.p.FirstFit); r == "" {
+					ignoringRes++
+				}
+				a = c.availWindow(ni, c.now, end, c.scratchCPU(ni))
+			}
+			cd, r := c.fitOn(ni, a, j, k, pl.p.FirstFit)
+			switch r {
+			case "":
+				cands = append(cands, cd)
+				if !n.reserved {
+					ignoringRes++
+				}
+			case ReasonGPUTopology:
+				topo++
+			}
+		}
+	}
+	pl.cands = cands
+	if len(cands) < need {
+		switch {
+		case ignoringRes >= need:
+			return nil, ReasonReservation
+		case len(cands)+topo >= need:
+			return nil, ReasonGPUTopology
+		}
+		return nil, ReasonResources
+	}
+	sortCandidates(cands)
+	return cands[:need], ""
+}
+
+func sortCandidates(cs []candidate) {
+	slices.SortFunc(cs, func(a, b candidate) int {
+		if a.sc.less(b.sc) {
+			return -1
+		}
+		if b.sc.less(a.sc) {
+			return 1
+		}
+		return int(a.node) - int(b.node)
+	})
+}
+
+// start commits j on the chosen nodes and records the decision.
+func (pl *planner) start(j *Job, k *kind, cands []candidate) {
+	c := pl.c
+	end := c.endOf(j, c.now)
+	st := Start{JobID: j.ID, Nodes: make([]NodeAlloc, 0, len(cands))}
+	for _, cd := range cands {
+		n := &c.nodes[cd.node]
+		a := n.availNow()
+		if n.reserved {
+			a = c.availWindow(cd.node, c.now, end, c.scratchCPU(cd.node))
+		}
+		st.Nodes = append(st.Nodes, c.commit(cd.node, c.now, end, a.cpuMask, j.PerNode, cd.gpus, true))
+	}
+	slices.SortFunc(st.Nodes, func(a, b NodeAlloc) int { return compareStrings(a.Node, b.Node) })
+	pl.d.Starts = append(pl.d.Starts, st)
+}
+
+// endOf is when j would end if started at t: its walltime, or never when
+// it has none.
+func (c *cluster) endOf(j *Job, t int64) int64 {
+	if j.Walltime <= 0 || t > forever-int64(j.Walltime) {
+		return forever
+	}
+	return t + int64(j.Walltime)
+}
+
+func (n *node) availNow() avail {
+	return avail{cpus: n.nFreeCPU, mem: n.freeMem, gpus: n.freeGPU, cpuMask: n.freeCPU}
+}
+
+// commit books req on node ni over [start, end): the lowest cpu positions
+// of cpuFree, the memory and the GPU set. now says whether it runs from
+// now (it leaves the free-now state) or is a reservation (only the
+// node's time profile holds it).
+func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Request, gpus uint64, now bool) NodeAlloc {
+	n := &c.nodes[ni]
+	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, cpus: make([]uint64, len(n.freeCPU))}
+	na := NodeAlloc{Node: n.name, Memory: req.Memory, CPUs: make([]int, 0, req.CPUs)}
+	left := req.CPUs
+	for w := 0; w < len(cpuFree) && left > 0; w++ {
+		for m := cpuFree[w]; m != 0 && left > 0; m &= m - 1 {
+			p := w*64 + trailingZeros(m)
+			ra.cpus[w] |= 1 << (p % 64)
+			na.CPUs = append(na.CPUs, n.cpuID(p))
+			left--
+		}
+	}
+	for m := gpus; m != 0; m &= m - 1 {
+		na.GPUs = append(na.GPUs, n.gpus[trailingZeros(m)].ID)
+	}
+	if now {
+		for w := range ra.cpus {
+			n.freeCPU[w] &^= ra.cpus[w]
+		}
+		n.nFreeCPU -= req.CPUs
+		n.freeMem -= req.Memory
+		n.freeGPU &^= gpus
+		n.busy = true
+	} else {
+		n.reserved = true
+	}
+	n.allocs = append(n.allocs, int32(len(c.running)))
+	c.running = append(c.running, ra)
+	return na
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+var _ = fmt.Sprintf

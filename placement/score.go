@@ -1,0 +1,147 @@
+package placement
+
+import (
+	"math/bits"
+)
+
+// Placement on one node is a chain of small steps, as in Nomad: checkers
+// that say whether a node can take a job (fitOn), then rankers that order
+// the nodes that can (score). Each is tested on its own.
+
+// avail is what a node can give a job: what is free now, or what stays
+// free throughout a future window.
+type avail struct {
+	cpus    int
+	mem     int64
+	gpus    uint64
+	cpuMask []uint64 // which cpu positions; may alias scratch space
+}
+
+// candidate is one node that can take a job's share, with the GPU set it
+// would get and its rank.
+type candidate struct {
+	node int32
+	gpus uint64
+	sc   score
+}
+
+// score ranks candidate nodes; lower is better (see less).
+type score struct {
+	link  uint8   // weakest link of the GPU set (higher is better)
+	tier  uint8   // fragmentation tier (lower is better)
+	dom   float64 // leftover share of the dominant resource (lower is better)
+	total float64 // leftover shares summed over all resources (lower is better)
+	sum   int     // sum of the GPU set's links (higher is better)
+}
+
+// Tiers keep work where it wastes least.
+const (
+	tierFit       = 0 // the job fits here without harm
+	tierWholeNode = 1 // a small GPU job would break up a whole free GPU node
+	tierGPUNode   = 2 // a CPU-only job would sit on a GPU node
+)
+
+// less reports whether a ranks before b: the best interconnect for the
+// job's GPUs first (it decides how fast the job runs), then the tier, then
+// dominant-resource best fit, then total leftover, then link sum.
+func (a score) less(b score) bool {
+	if a.link != b.link {
+		return a.link > b.link
+	}
+	if a.tier != b.tier {
+		return a.tier < b.tier
+	}
+	if a.dom != b.dom {
+		return a.dom < b.dom
+	}
+	if a.total != b.total {
+		return a.total < b.total
+	}
+	return a.sum > b.sum
+}
+
+// fitOn is the checker: can node ni give one node's share of j out of a?
+// On success the candidate carries the chosen GPU set and the score;
+// otherwise the reason is ReasonResources, or ReasonGPUTopology when
+// enough matching GPUs are free but no NVLink set among them.
+func (c *cluster) fitOn(ni int32, a avail, j *Job, k *kind, firstFit bool) (candidate, Reason) {
+	n := &c.nodes[ni]
+	r := &j.PerNode
+	if !k.classOK[n.class] || a.cpus < r.CPUs || a.mem < r.Memory {
+		return candidate{}, ReasonResources
+	}
+	cd := candidate{node: ni}
+	if g := r.GPU.Count; g > 0 {
+		cand := a.gpus & k.compat[n.class]
+		if bits.OnesCount64(cand) < g {
+			return candidate{}, ReasonResources
+		}
+		if firstFit && !r.GPU.NVLink {
+			cd.gpus = lowest(cand, g) // the baseline takes the lowest ids
+		} else {
+			ans := c.gpuSet(n.class, a.gpus, cand, g, r.GPU.NVLink)
+			if !ans.ok {
+				return candidate{}, ReasonGPUTopology
+			}
+			cd.gpus = ans.set
+			cd.sc.link, cd.sc.sum = ans.q.min, ans.q.sum
+		}
+	}
+	if firstFit {
+		cd.sc = score{}
+		return cd, ""
+	}
+	c.rank(&cd, n, a, j)
+	return cd, ""
+}
+
+// rank fills in the fragmentation tier and the best-fit terms.
+func (c *cluster) rank(cd *candidate, n *node, a avail, j *Job) {
+	cl := &c.classes[n.class]
+	r := &j.PerNode
+	switch {
+	case r.GPU.Count == 0 && len(cl.gpus) > 0:
+		cd.sc.tier = tierGPUNode
+	case r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !n.busy && a.gpus == cl.allGPUs:
+		cd.sc.tier = tierWholeNode
+	}
+	var freeGPUMem, reqGPUMem int64
+	for w := a.gpus; w != 0; w &= w - 1 {
+		freeGPUMem += cl.gpus[bits.TrailingZeros64(w)].Memory
+	}
+	for w := cd.gpus; w != 0; w &= w - 1 {
+		reqGPUMem += cl.gpus[bits.TrailingZeros64(w)].Memory
+	}
+	req := [4]int64{int64(r.CPUs), r.Memory, int64(r.GPU.Count), reqGPUMem}
+	free := [4]int64{int64(a.cpus), a.mem, int64(bits.OnesCount64(a.gpus)), freeGPUMem}
+	capa := [4]int64{int64(cl.ncpu), cl.mem, int64(len(cl.gpus)), cl.gpuMem}
+	d, best := 0, -1.0
+	for i := range req {
+		if capa[i] > 0 {
+			if s := float64(req[i]) / float64(capa[i]); s > best {
+				d, best = i, s
+			}
+		}
+	}
+	cd.sc.dom, cd.sc.total = 0, 0
+	for i := range req {
+		if capa[i] > 0 {
+			left := float64(free[i]-req[i]) / float64(capa[i])
+			cd.sc.total += left
+			if i == d {
+				cd.sc.dom = left
+			}
+		}
+	}
+}
+
+// lowest returns the k lowest set bits of m.
+func lowest(m uint64, k int) uint64 {
+	var s uint64
+	for ; k > 0 && m != 0; k-- {
+		b := m & -m
+		s |= b
+		m &^= b
+	}
+	return s
+}
