@@ -144,7 +144,10 @@ func BenchmarkPendingRSS(b *testing.B) {
 		blocker := c.submitRequest(fmt.Sprintf(`job "blocker" {
   walltime = "10m"
   resources { cpus = %d }
-  task { command = "sleep" args = ["600"] }
+  task {
+    command = "sleep"
+    args    = ["600"]
+  }
 }`, nodes[0].CPUs))
 		resp, err := cl.Submit(ctx, blocker)
 		if err != nil {

@@ -50,7 +50,10 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:     "exit 3 fails with code 3",
-			src:      `job "three" { walltime = "1m" task { script = "exit 3" } }`,
+			src:      `job "three" {
+  walltime = "1m"
+  task { script = "exit 3" }
+}`,
 			state:    api.StateFailed,
 			exitCode: 3,
 			check: func(t *testing.T, j api.Job) {
@@ -73,7 +76,10 @@ func TestOutcomes(t *testing.T) {
 			name: "past its walltime ends TIMEOUT",
 			src: `job "slow" {
   walltime = "2s"
-  task { command = "sleep" args = ["60"] }
+  task {
+    command = "sleep"
+    args    = ["60"]
+  }
 }`,
 			state:    api.StateTimeout,
 			exitCode: -1,
@@ -145,7 +151,10 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 	big := c.writeJob("big.hcl", fmt.Sprintf(`job "big" {
   walltime = "5m"
   resources { cpus = %d }
-  task { command = "sleep" args = ["4"] }
+  task {
+    command = "sleep"
+    args    = ["4"]
+  }
 }`, nodes[0].CPUs))
 	small := c.writeJob("small.hcl", `job "small" {
   walltime = "1m"

@@ -106,6 +106,9 @@ func descendants(root int) []int {
 // killTree SIGKILLs every descendant of root (not root itself), repeating
 // until none is left, so that processes forked during a round die too.
 func killTree(root int) error {
+	if root <= 0 {
+		return nil // pid 0 would make every process a "descendant"
+	}
 	for round := 0; round < 200; round++ {
 		pids := descendants(root)
 		if len(pids) == 0 {

@@ -11,8 +11,8 @@ import (
 
 // File names inside a job's state directory (see the package doc).
 const (
-	recordFile = "record.json"
-	scriptFile = "job.sh"
+	recordFile  = "record.json"
+	scriptFile  = "job.sh"
 	shimPIDFile = "shim.pid"
 	jobPIDFile  = "job.pid"
 	cancelFile  = "cancel.json"

@@ -89,7 +89,6 @@ func TestParseFileErrors(t *testing.T) {
 	}
 }
 
-
 func want(t *testing.T, what string, got, exp any) {
 	t.Helper()
 	if !reflect.DeepEqual(got, exp) {

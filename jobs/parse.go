@@ -25,6 +25,9 @@ const (
 	maxVarRefs     = 1024    // references to var.*
 	maxVarValue    = 64 << 10
 	maxOverrideLen = 64 << 10
+	// hcl melds a template's literal parts in time quadratic in their number
+	// (one per heredoc line), so a long heredoc could take minutes to parse.
+	maxStringParts = 8192
 )
 
 var topSchema = &hcl.BodySchema{
@@ -144,7 +147,7 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 // heredocs (scripts) does not count.
 func guardSource(filename string, src []byte) hcl.Diagnostics {
 	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth, ops, refs := 0, 0, 0
+	depth, ops, refs, parts := 0, 0, 0, 0
 	var prev hclsyntax.TokenType
 	tooComplex := func(tok hclsyntax.Token, detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{
@@ -178,6 +181,11 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 			hclsyntax.TokenGreaterThan, hclsyntax.TokenGreaterThanEq,
 			hclsyntax.TokenQuestion, hclsyntax.TokenDot, hclsyntax.TokenEllipsis:
 			ops++
+		case hclsyntax.TokenStringLit:
+			parts++
+			if parts > maxStringParts {
+				return tooComplex(tok, fmt.Sprintf("A job file may hold at most %d lines of heredocs and string parts. Keep long scripts in their own file and run them with command = \"/bin/sh\", args = [\"script.sh\"].", maxStringParts))
+			}
 		case hclsyntax.TokenIdent:
 			if string(tok.Bytes) == "var" {
 				refs++

@@ -38,8 +38,10 @@ type node struct {
 	freeMem  int64
 	freeGPU  uint64
 	busy     bool // something runs or was started here (not a whole free node)
+	reserved bool // some reservation holds resources here: check windows
 
 	allocs []int32 // indices into cluster.running of what runs here
+	bucket int32   // index bucket, -1 when not indexed
 }
 
 // class groups nodes of one static shape: same features, capacity, GPU
@@ -54,21 +56,25 @@ type class struct {
 	links    [][]resources.Link
 	nodes    []int32 // in name order
 	allGPUs  uint64
-	up, live int // nodes Up; nodes not Down
+	up, live int       // nodes Up; nodes not Down
+	levels   [][]int32 // non-empty buckets by level (see cluster.level)
+	sameGPUs bool      // every GPU has the same memory
 }
 
 // runAlloc is a running job's share of one node, in positions.
 type runAlloc struct {
-	node int32
-	end  int64
-	cpus []uint64 // bitset over cpu positions
-	mem  int64
-	gpus uint64
+	node  int32
+	start int64
+	end   int64
+	cpus  []uint64 // bitset over cpu positions
+	mem   int64
+	gpus  uint64
 }
 
 // cluster is the whole working state of one Plan call.
 type cluster struct {
 	now     int64
+	loc     *time.Location
 	nodes   []node // sorted by name
 	classes []class
 	running []runAlloc
@@ -76,13 +82,22 @@ type cluster struct {
 	gpuCache map[gpuKey]gpuAnswer
 	kinds    map[string]*kind
 	keyBuf   []byte
+
+	cpuScratch   []uint64
+	pointScratch []int64
+	allocScratch []int32
+	windows      []window
+
+	buckets       []bucket
+	bucketOf      map[stateKey]int32
+	reservedNodes []int32 // Up nodes holding a reservation, ascending
 }
 
 // newCluster builds the working state from a snapshot: nodes sorted by name
 // (so input order never matters), grouped in classes, with every running
 // allocation taken off their free resources.
 func newCluster(s Snapshot, now time.Time) *cluster {
-	c := &cluster{now: now.UnixNano()}
+	c := &cluster{now: now.UnixNano(), loc: now.Location()}
 	order := make([]int, len(s.Nodes))
 	for i := range order {
 		order[i] = i
@@ -143,6 +158,7 @@ func newCluster(s Snapshot, now time.Time) *cluster {
 		c.nodes = append(c.nodes, n)
 	}
 	c.applyRunning(s.Running)
+	c.indexAll()
 	return c
 }
 
@@ -156,6 +172,10 @@ func newClass(in *Node, n *node) class {
 		cl.allGPUs = ^uint64(0)
 	} else {
 		cl.allGPUs = 1<<g - 1
+	}
+	cl.sameGPUs = true
+	for _, x := range n.gpus {
+		cl.sameGPUs = cl.sameGPUs && x.Memory == n.gpus[0].Memory
 	}
 	cl.links = make([][]resources.Link, g)
 	for p := range cl.links {
@@ -228,7 +248,7 @@ func (c *cluster) applyRunning(rs []Running) {
 				continue
 			}
 			n := &c.nodes[ni]
-			ra := runAlloc{node: int32(ni), end: end, mem: a.Memory, cpus: make([]uint64, len(n.freeCPU))}
+			ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: make([]uint64, len(n.freeCPU))}
 			for _, id := range a.CPUs {
 				if p := n.cpuPos(id); p >= 0 {
 					ra.cpus[p/64] |= 1 << (p % 64)
@@ -286,6 +306,8 @@ func (n *node) gpuPos(id int) int {
 	}
 	return -1
 }
+
+func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) }
 
 func popcount(ws []uint64) int {
 	k := 0

@@ -38,6 +38,47 @@ type kind struct {
 	classOK []bool   // per class: features present and, for GPU jobs, some matching GPU
 	compat  []uint64 // per class: GPU positions of the requested model and memory
 	anyFeat bool     // some class has every feature
+	fails   []failure
+}
+
+// failure remembers a request of this kind that could not start in this
+// pass. Free resources only shrink during a pass and reservations only
+// add up, so any request at least as large (and no shorter, when
+// reservations were in the way) fails too, without a search. This is
+// what keeps a pass over a long queue cheap once the cluster is full.
+type failure struct {
+	cpus, gpus, nodes int
+	mem               int64
+	wall              int64 // 0: fails whatever the walltime
+	nvlink            bool
+	reason            Reason
+}
+
+const maxFailures = 32
+
+// failed looks j up among the remembered failures.
+func (k *kind) failed(j *Job, wall int64) (Reason, bool) {
+	r := &j.PerNode
+	for _, f := range k.fails {
+		if r.CPUs >= f.cpus && r.Memory >= f.mem && r.GPU.Count >= f.gpus && gangSize(j) >= f.nodes &&
+			(r.GPU.NVLink || !f.nvlink) && wall >= f.wall {
+			return f.reason, true
+		}
+	}
+	return "", false
+}
+
+// remember records that j failed; entries the new one covers are dropped.
+func (k *kind) remember(j *Job, wall int64, reason Reason) {
+	r := &j.PerNode
+	f := failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, nvlink: r.GPU.NVLink, reason: reason}
+	k.fails = slices.DeleteFunc(k.fails, func(o failure) bool {
+		return o.cpus >= f.cpus && o.mem >= f.mem && o.gpus >= f.gpus && o.nodes >= f.nodes &&
+			(o.nvlink || !f.nvlink) && o.wall >= f.wall
+	})
+	if len(k.fails) < maxFailures {
+		k.fails = append(k.fails, f)
+	}
 }
 
 // kindOf returns the (cached) kind of a job.

@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"fmt"
 	"slices"
 	"time"
 )
@@ -88,48 +87,85 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	c := pl.c
 	need := gangSize(j)
 	end := c.endOf(j, c.now)
+	// With reservations about, whether a job fits depends on how long it
+	// runs; without, it does not.
+	wall := int64(0)
+	if len(c.reservedNodes) > 0 {
+		wall = end - c.now
+	}
+	if r, ok := k.failed(j, wall); ok {
+		return nil, r
+	}
 	cands := pl.cands[:0]
+	var best candidate
+	found := 0 // nodes that fit, counting every node of a fitting bucket
 	ignoringRes, topo := 0, 0
-	for ci := range c.classes {
-		if !k.classOK[ci] {
-			continue
-		}
-		for _, ni := range c.classes[ci].nodes {
-			n := &c.nodes[ni]
-			if n.state != NodeUp {
+	// CPU-only classes first: a CPU job that fits one never goes to a GPU
+	// node (tierGPUNode), so those need no look once it has enough.
+	for pass := 0; pass < 2; pass++ {
+		for ci := range c.classes {
+			if !k.classOK[ci] || (len(c.classes[ci].gpus) > 0) != (pass == 1) {
 				continue
 			}
-			a := n.availNow()
-			if n.reserved {
-				if _, r := c.fitOn(ni, a, j, k, pl.p.FirstFit); r == "" {
-					ignoringRes++
+			cands = pl.searchClass(int32(ci), j, k, need, cands, &best, &found, &topo)
+		}
+		if found >= need && j.PerNode.GPU.Count == 0 && !pl.p.FirstFit {
+			break
+		}
+	}
+	ignoringRes = found
+	for _, ni := range c.reservedNodes {
+		n := &c.nodes[ni]
+		if !k.classOK[n.class] {
+			continue
+		}
+		if _, r := c.fitOn(ni, n.availNow(), j, k, pl.p.FirstFit); r == "" {
+			ignoringRes++
+		}
+		cd, r := c.fitOn(ni, c.availWindow(ni, c.now, end, c.scratchCPU(ni)), j, k, pl.p.FirstFit)
+		switch r {
+		case "":
+			if need == 1 {
+				if found == 0 || better(cd, best) {
+					best = cd
 				}
-				a = c.availWindow(ni, c.now, end, c.scratchCPU(ni))
-			}
-			cd, r := c.fitOn(ni, a, j, k, pl.p.FirstFit)
-			switch r {
-			case "":
+			} else {
 				cands = append(cands, cd)
-				if !n.reserved {
-					ignoringRes++
-				}
-			case ReasonGPUTopology:
-				topo++
 			}
+			found++
+		case ReasonGPUTopology:
+			topo++
 		}
 	}
 	pl.cands = cands
-	if len(cands) < need {
+	if found < need {
+		reason := ReasonResources
 		switch {
 		case ignoringRes >= need:
-			return nil, ReasonReservation
-		case len(cands)+topo >= need:
-			return nil, ReasonGPUTopology
+			reason = ReasonReservation
+		case found+topo >= need:
+			reason = ReasonGPUTopology
 		}
-		return nil, ReasonResources
+		k.remember(j, wall, reason)
+		return nil, reason
+	}
+	if need == 1 {
+		pl.cands = append(cands[:0], best)
+		return pl.cands, ""
 	}
 	sortCandidates(cands)
 	return cands[:need], ""
+}
+
+// better orders candidates: by score, then by name.
+func better(a, b candidate) bool {
+	if a.sc.less(b.sc) {
+		return true
+	}
+	if b.sc.less(a.sc) {
+		return false
+	}
+	return a.node < b.node
 }
 
 func sortCandidates(cs []candidate) {
@@ -179,6 +215,8 @@ func (n *node) availNow() avail {
 // now (it leaves the free-now state) or is a reservation (only the
 // node's time profile holds it).
 func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Request, gpus uint64, now bool) NodeAlloc {
+	c.unindex(ni)
+	defer c.index(ni)
 	n := &c.nodes[ni]
 	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, cpus: make([]uint64, len(n.freeCPU))}
 	na := NodeAlloc{Node: n.name, Memory: req.Memory, CPUs: make([]int, 0, req.CPUs)}
@@ -219,5 +257,3 @@ func compareStrings(a, b string) int {
 	}
 	return 0
 }
-
-var _ = fmt.Sprintf

@@ -37,7 +37,6 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 		cpuMask[p/64] |= 1 << (p % 64)
 	}
 	a := avail{gpus: c.classes[n.class].allGPUs, cpuMask: cpuMask}
-	var peak int64
 	for _, ai := range n.allocs {
 		r := &c.running[ai]
 		if r.start >= t1 || r.end <= t0 {
@@ -47,24 +46,29 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 			cpuMask[w] &^= r.cpus[w]
 		}
 		a.gpus &^= r.gpus
-		// Memory is fungible, so what matters is its peak use over the
-		// window, reached at the window's start or at some allocation's start.
-		t := max(r.start, t0)
-		if r.start < t0 && peak != 0 {
-			continue // the peak at t0 is summed once, below
+	}
+	// Memory is fungible, so what matters is its peak use over the window,
+	// reached at the window's start or when some allocation starts in it.
+	peak := c.memUsedAt(n, t0)
+	for _, ai := range n.allocs {
+		if r := &c.running[ai]; r.start > t0 && r.start < t1 {
+			peak = max(peak, c.memUsedAt(n, r.start))
 		}
-		var used int64
-		for _, bi := range n.allocs {
-			b := &c.running[bi]
-			if b.start <= t && b.end > t {
-				used += b.mem
-			}
-		}
-		peak = max(peak, used)
 	}
 	a.cpus = popcount(cpuMask)
 	a.mem = n.mem - peak
 	return a
+}
+
+// memUsedAt sums the memory of n's allocations that hold it at instant t.
+func (c *cluster) memUsedAt(n *node, t int64) int64 {
+	var used int64
+	for _, ai := range n.allocs {
+		if r := &c.running[ai]; r.start <= t && r.end > t {
+			used += r.mem
+		}
+	}
+	return used
 }
 
 // window is a span of start times [from, to) at which a job fits a node

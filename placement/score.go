@@ -66,20 +66,28 @@ func (a score) less(b score) bool {
 // enough matching GPUs are free but no NVLink set among them.
 func (c *cluster) fitOn(ni int32, a avail, j *Job, k *kind, firstFit bool) (candidate, Reason) {
 	n := &c.nodes[ni]
+	cd, r := c.fitState(n.class, n.busy, a, j, k, firstFit)
+	cd.node = ni
+	return cd, r
+}
+
+// fitState is fitOn for any node of class ci in the given state: nodes of
+// one class and one free state are interchangeable but for their names.
+func (c *cluster) fitState(ci int32, busy bool, a avail, j *Job, k *kind, firstFit bool) (candidate, Reason) {
 	r := &j.PerNode
-	if !k.classOK[n.class] || a.cpus < r.CPUs || a.mem < r.Memory {
+	if !k.classOK[ci] || a.cpus < r.CPUs || a.mem < r.Memory {
 		return candidate{}, ReasonResources
 	}
-	cd := candidate{node: ni}
+	var cd candidate
 	if g := r.GPU.Count; g > 0 {
-		cand := a.gpus & k.compat[n.class]
+		cand := a.gpus & k.compat[ci]
 		if bits.OnesCount64(cand) < g {
 			return candidate{}, ReasonResources
 		}
 		if firstFit && !r.GPU.NVLink {
 			cd.gpus = lowest(cand, g) // the baseline takes the lowest ids
 		} else {
-			ans := c.gpuSet(n.class, a.gpus, cand, g, r.GPU.NVLink)
+			ans := c.gpuSet(ci, a.gpus, cand, g, r.GPU.NVLink)
 			if !ans.ok {
 				return candidate{}, ReasonGPUTopology
 			}
@@ -91,18 +99,18 @@ func (c *cluster) fitOn(ni int32, a avail, j *Job, k *kind, firstFit bool) (cand
 		cd.sc = score{}
 		return cd, ""
 	}
-	c.rank(&cd, n, a, j)
+	c.rank(&cd, ci, busy, a, j)
 	return cd, ""
 }
 
 // rank fills in the fragmentation tier and the best-fit terms.
-func (c *cluster) rank(cd *candidate, n *node, a avail, j *Job) {
-	cl := &c.classes[n.class]
+func (c *cluster) rank(cd *candidate, ci int32, busy bool, a avail, j *Job) {
+	cl := &c.classes[ci]
 	r := &j.PerNode
 	switch {
 	case r.GPU.Count == 0 && len(cl.gpus) > 0:
 		cd.sc.tier = tierGPUNode
-	case r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !n.busy && a.gpus == cl.allGPUs:
+	case r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !busy && a.gpus == cl.allGPUs:
 		cd.sc.tier = tierWholeNode
 	}
 	var freeGPUMem, reqGPUMem int64

@@ -137,8 +137,10 @@ func gpuList(gpus map[string][]int) string {
 		return ""
 	}
 	nodes := make([]string, 0, len(gpus))
-	for n := range gpus {
-		nodes = append(nodes, n)
+	for n, ids := range gpus {
+		if len(ids) > 0 { // a CPU-only allocation may list the node with no GPUs
+			nodes = append(nodes, n)
+		}
 	}
 	sort.Strings(nodes)
 	parts := make([]string, 0, len(nodes))
@@ -222,7 +224,7 @@ func finalLine(j api.Job) string {
 		return line + ": " + j.Reason
 	case j.Signal != "":
 		return line + ": killed by " + j.Signal
-	case j.ExitCode != nil && j.State != api.StateCompleted:
+	case j.ExitCode != nil && *j.ExitCode != 0:
 		return fmt.Sprintf("%s: exit code %d", line, *j.ExitCode)
 	}
 	return line

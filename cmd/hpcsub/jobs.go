@@ -203,14 +203,27 @@ func formatSeconds(s float64) string {
 	return formatElapsed(secondsToDuration(s))
 }
 
-func jobActionCommand(e *env, name, usage string,
-	act func(*api.Client, context.Context, uint64) (api.Job, error)) *cli.Command {
+// jobAction is one of cancel, hold and release.
+type jobAction struct {
+	name  string
+	usage string
+	want  string // the job's state once the action has taken effect
+	do    func(*api.Client, context.Context, uint64) (api.Job, error)
+}
+
+var (
+	cancelAction  = jobAction{"cancel", "cancel jobs: pending ones never start, running ones are killed", api.StateCancelled, (*api.Client).Cancel}
+	holdAction    = jobAction{"hold", "keep pending jobs from starting until released", api.StateHeld, (*api.Client).Hold}
+	releaseAction = jobAction{"release", "let held jobs be scheduled again", api.StatePending, (*api.Client).Release}
+)
+
+func jobActionCommand(e *env, a jobAction) *cli.Command {
 	return &cli.Command{
-		Name:      name,
-		Usage:     usage,
+		Name:      a.name,
+		Usage:     a.usage,
 		ArgsUsage: "ID...",
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(name, c.Args().Slice())
+			ids, err := parseIDs(a.name, c.Args().Slice())
 			if err != nil {
 				return err
 			}
@@ -218,35 +231,39 @@ func jobActionCommand(e *env, name, usage string,
 			if err != nil {
 				return err
 			}
-			return e.jobAction(cl, name, ids, act)
+			return e.applyAction(cl, a, ids)
 		},
 	}
 }
 
-// jobAction applies cancel/hold/release to each job: one line per job on
-// stdout, one per failure on stderr, exit 1 if any failed. With no
-// server at all it stops at the first job with the one line that says so.
-func (e *env) jobAction(cl *api.Client, name string, ids []uint64,
-	act func(*api.Client, context.Context, uint64) (api.Job, error)) error {
+// applyAction applies a to each job: one line per job on stdout, one per
+// failure on stderr, exit 1 if any failed. With no server at all it stops
+// at the first job with the one line that says so.
+func (e *env) applyAction(cl *api.Client, a jobAction, ids []uint64) error {
 	failed := false
 	for _, id := range ids {
 		ctx, cancel := e.request()
-		j, err := act(cl, ctx, id)
+		j, err := a.do(cl, ctx, id)
 		cancel()
 		if err != nil {
 			var ue *api.UnavailableError
 			if errors.As(err, &ue) || errors.Is(err, context.Canceled) {
 				return explain(cl, err)
 			}
-			fmt.Fprintf(e.stderr, "hpcsub: %s %d: %s\n", name, id, oneLine(explain(cl, err).Error()))
+			fmt.Fprintf(e.stderr, "hpcsub: %s %d: %s\n", a.name, id, oneLine(explain(cl, err).Error()))
 			failed = true
 			continue
 		}
-		state := j.State
-		if state == "" {
-			state = "done" // a server that answers without the job
+		switch j.State {
+		case a.want:
+			fmt.Fprintf(e.stdout, "job %d %s\n", id, j.State)
+		case "": // a server that acknowledges without the job
+			fmt.Fprintf(e.stdout, "job %d %s requested\n", id, a.name)
+		default:
+			// A running job is killed asynchronously: the answer can come
+			// before the job has ended.
+			fmt.Fprintf(e.stdout, "job %d %s (%s requested)\n", id, j.State, a.name)
 		}
-		fmt.Fprintf(e.stdout, "job %d %s\n", id, state)
 	}
 	if failed {
 		return exitStatus(1)

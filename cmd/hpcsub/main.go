@@ -51,7 +51,10 @@ type env struct {
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, now: now}
 	app := newApp(e)
-	err := app.Run(append([]string{"hpcsub"}, permuteArgs(app, args)...))
+	args, err := permuteArgs(app, args)
+	if err == nil {
+		err = app.Run(append([]string{"hpcsub"}, args...))
+	}
 	return e.report(err)
 }
 
@@ -71,9 +74,9 @@ func newApp(e *env) *cli.App {
 			validateCommand(e),
 			queueCommand(e),
 			showCommand(e),
-			jobActionCommand(e, "cancel", "cancel jobs: pending ones never start, running ones are killed", (*api.Client).Cancel),
-			jobActionCommand(e, "hold", "keep pending jobs from starting until released", (*api.Client).Hold),
-			jobActionCommand(e, "release", "let held jobs be scheduled again", (*api.Client).Release),
+			jobActionCommand(e, cancelAction),
+			jobActionCommand(e, holdAction),
+			jobActionCommand(e, releaseAction),
 			logsCommand(e),
 			historyCommand(e),
 			nodesCommand(e),
@@ -205,13 +208,16 @@ func explain(cl *api.Client, err error) error {
 // permuteArgs moves the flags of the command being run in front of its
 // positional arguments, so that `node drain gpu07 --reason x` and
 // `submit job.hcl --wait` work: urfave/cli (like Go's flag package) stops
-// at the first positional argument. "--" ends flag parsing as usual.
-func permuteArgs(app *cli.App, args []string) []string {
+// at the first positional argument. "--" ends flag parsing as usual. A
+// value flag left without its value after a positional argument is a
+// usage error here, since moving it would make it swallow that argument.
+func permuteArgs(app *cli.App, args []string) ([]string, error) {
 	flags := app.Flags
 	cmds := app.Commands
+	var words []string // command words: "node", "drain"
 	out := make([]string, 0, len(args))
 	i := 0
-	// Walk the global flags and the command words ("node", "drain").
+	// Walk the global flags and the command words.
 	for i < len(args) {
 		a := args[i]
 		if a == "--" || !isFlag(a) {
@@ -225,9 +231,10 @@ func permuteArgs(app *cli.App, args []string) []string {
 				}
 			}
 			if cmd == nil {
-				return append(out, args[i:]...)
+				return append(out, args[i:]...), nil
 			}
 			out = append(out, a)
+			words = append(words, a)
 			i++
 			flags, cmds = cmd.Flags, cmd.Subcommands
 			if len(cmds) == 0 {
@@ -236,15 +243,17 @@ func permuteArgs(app *cli.App, args []string) []string {
 			}
 			continue
 		}
-		n := flagWidth(flags, args[i:])
+		n, _ := flagWidth(flags, args[i:])
 		out = append(out, args[i:i+n]...)
 		i += n
 	}
 	if cmds != nil {
-		return append(out, args[i:]...)
+		return append(out, args[i:]...), nil
 	}
-	// Leaf command: its flags first, then the positional arguments.
-	var pos []string
+	// Leaf command: its flags first, then the positional arguments. A
+	// global flag written after the command (`queue --addr X`) moves to
+	// the front, where the parser looks for it.
+	var globals, pos []string
 	for i < len(args) {
 		a := args[i]
 		if a == "--" {
@@ -256,33 +265,58 @@ func permuteArgs(app *cli.App, args []string) []string {
 			i++
 			continue
 		}
-		n := flagWidth(flags, args[i:])
-		out = append(out, args[i:i+n]...)
+		target, set := &out, flags
+		if hasFlag(app.Flags, a) && !hasFlag(flags, a) {
+			target, set = &globals, app.Flags
+		}
+		n, dangling := flagWidth(set, args[i:])
+		// Moved in front, a dangling flag would swallow the next word.
+		if dangling && (len(pos) > 0 || target == &globals) {
+			return nil, usagef(strings.Join(words, " "), "flag needs an argument: %s", a)
+		}
+		*target = append(*target, args[i:i+n]...)
 		i += n
 	}
-	return append(out, pos...)
+	return append(append(globals, out...), pos...), nil
+}
+
+// hasFlag reports whether arg ("--name", "-name=value") names one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' }
 
 // flagWidth is how many words the flag at args[0] takes: 2 for a value
 // flag written "--name value", else 1 (booleans, "--name=value", and
-// unknown flags, which the parser then reports).
-func flagWidth(flags []cli.Flag, args []string) int {
+// unknown flags, which the parser then reports). dangling reports a
+// value flag with nothing after it.
+func flagWidth(flags []cli.Flag, args []string) (n int, dangling bool) {
 	name := strings.TrimLeft(args[0], "-")
-	if strings.Contains(name, "=") || len(args) < 2 {
-		return 1
+	if strings.Contains(name, "=") {
+		return 1, false
 	}
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n != name {
+		for _, fn := range f.Names() {
+			if fn != name {
 				continue
 			}
 			if _, ok := f.(*cli.BoolFlag); ok {
-				return 1
+				return 1, false
 			}
-			return 2
+			if len(args) < 2 {
+				return 1, true
+			}
+			return 2, false
 		}
 	}
-	return 1
+	return 1, false
 }

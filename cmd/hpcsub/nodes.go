@@ -124,7 +124,7 @@ func (e *env) drain(c *cli.Context) error {
 	}
 	reason := strings.TrimSpace(c.String("reason"))
 	if reason == "" {
-		return usagef("node drain", "missing --reason TEXT (say why, for the users who see it)")
+		return usagef("node drain", "missing --reason TEXT: say why, for the users who see the node drained")
 	}
 	cl, err := e.client(c)
 	if err != nil {

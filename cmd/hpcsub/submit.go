@@ -77,12 +77,12 @@ func readJobFile(path string, vars map[string]string) ([]byte, error) {
 	return src, nil
 }
 
-// printParseError shows HCL diagnostics with snippets; other errors (an
-// unreadable file) as one line.
+// printParseError shows HCL diagnostics with file:line:col and snippets;
+// other errors (an unreadable file) as one line.
 func (e *env) printParseError(err error) {
 	var je *jobs.Error
 	if errors.As(err, &je) {
-		fmt.Fprint(e.stderr, je.Pretty())
+		writeDiagnostics(e.stderr, je)
 		return
 	}
 	fmt.Fprintf(e.stderr, "hpcsub: %s\n", oneLine(err.Error()))

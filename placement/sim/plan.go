@@ -1,5 +1,7 @@
 package sim
 
-// defaultPlan is the placer replays use unless told otherwise.
-// TODO: placement.Plan once the placer lands.
-var defaultPlan Planner
+import "github.com/hpc-sched/hpc/placement"
+
+// defaultPlan is the placer replays use unless told otherwise: the very
+// function the daemon's scheduler loop calls.
+var defaultPlan Planner = placement.Plan

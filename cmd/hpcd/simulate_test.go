@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// runHPCD runs hpcd in-process with the simulate command only; exit codes
+// come back as errors instead of ending the test binary.
+func runHPCD(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := &cli.App{
+		Name: "hpcd", Writer: &out, ErrWriter: &out,
+		Commands:       []*cli.Command{simulateCommand()},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err := app.Run(append([]string{"hpcd", "simulate"}, args...))
+	return out.String(), err
+}
+
+// tinyTrace is 4 nodes, three jobs; EASY backfills the third.
+func tinyTrace(t *testing.T) string {
+	t.Helper()
+	const swf = "; MaxProcs: 4\n" +
+		"1 0 -1 100 2 -1 -1 -1 -1 -1 1 1 1 -1 -1 -1 -1 -1\n" +
+		"2 1 -1 100 4 -1 -1 -1 -1 -1 1 1 1 -1 -1 -1 -1 -1\n" +
+		"3 2 -1 50 2 -1 -1 -1 -1 -1 1 1 1 -1 -1 -1 -1 -1\n" +
+		"4 3 -1 0 2 -1 -1 -1 -1 -1 1 1 1 -1 -1 -1 -1 -1\n" // run 0: skipped
+	p := filepath.Join(t.TempDir(), "tiny.swf")
+	if err := os.WriteFile(p, []byte(swf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSimulateJSON(t *testing.T) {
+	p := tinyTrace(t)
+	cases := []struct {
+		policy  string
+		avgWait float64
+	}{
+		{"fcfs", 99},
+		{"easy", 33},
+		{"conservative", 33},
+	}
+	for _, c := range cases {
+		t.Run(c.policy, func(t *testing.T) {
+			out, err := runHPCD(t, "--trace", p, "--policy", c.policy, "--json")
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var m map[string]float64
+			if err := json.Unmarshal([]byte(out), &m); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var keys []string
+			for k := range m {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			want := []string{"avg_bounded_slowdown", "avg_wait_s", "jobs", "makespan_s", "max_wait_s", "skipped", "utilization", "wall_s"}
+			if !slices.Equal(keys, want) {
+				t.Errorf("keys %v, want %v", keys, want)
+			}
+			if m["jobs"] != 3 || m["skipped"] != 1 || m["avg_wait_s"] != c.avgWait {
+				t.Errorf("jobs %v skipped %v avg wait %v; want 3, 1, %v", m["jobs"], m["skipped"], m["avg_wait_s"], c.avgWait)
+			}
+		})
+	}
+}
+
+func TestSimulateTable(t *testing.T) {
+	out, err := runHPCD(t, "--trace", tinyTrace(t), "--from", "1", "--jobs", "2", "--nodes", "8")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, s := range []string{"tiny.swf", "jobs 1..2, 8 nodes", "avg bounded slowdown", "utilization"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+func TestSimulateGPUWorkload(t *testing.T) {
+	out, err := runHPCD(t, "--gpu-workload", "--jobs", "200", "--seed", "3", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var m map[string]float64
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, k := range []string{"jobs", "avg_wait_s", "avg_bounded_slowdown", "gpu_utilization", "best_link_share", "multi_gpu_jobs", "wall_s"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("no %q in %s", k, out)
+		}
+	}
+	if m["jobs"] != 200 {
+		t.Errorf("jobs = %v", m["jobs"])
+	}
+}
+
+func TestSimulateErrors(t *testing.T) {
+	p := tinyTrace(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"nothing", nil, 2, "--trace"},
+		{"both", []string{"--trace", p, "--gpu-workload"}, 2, "exclude"},
+		{"bad-policy", []string{"--trace", p, "--policy", "sjf"}, 2, "fcfs, easy or conservative"},
+		{"negative", []string{"--trace", p, "--jobs", "-1"}, 2, "negative"},
+		{"missing-file", []string{"--trace", filepath.Join(t.TempDir(), "no.swf")}, 1, "no.swf"},
+		{"past-end", []string{"--trace", p, "--from", "3"}, 1, "past the 3 usable jobs"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runHPCD(t, c.args...)
+			var ec cli.ExitCoder
+			if !errors.As(err, &ec) || ec.ExitCode() != c.code || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want exit %d with %q", err, c.code, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package placement
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+)
+
+// The index makes a job's search cost the number of distinct node states,
+// not the number of nodes. Nodes of one class in one free state (free cpu
+// count, free memory, free GPU set, busy or not) are interchangeable: they
+// pass the same checks with the same score and differ only by name, and
+// the lowest name wins ties. So each Up node without reservations sits in
+// the bucket of its state, buckets keep their nodes in name order, and a
+// search scores each bucket once. Nodes holding a reservation leave the
+// index: their fit depends on the job's walltime, so they are checked one
+// by one against their time profile.
+
+type stateKey struct {
+	class int32
+	cpus  int32
+	busy  bool
+	mem   int64
+	gpus  uint64
+}
+
+type bucket struct {
+	key   stateKey
+	nodes []int32 // ascending node index = name order
+	live  bool    // listed in its class's level
+}
+
+// level is a bucket's place in its class: free GPUs on GPU nodes, free
+// cpus on the others, so a search starts at the job's own size.
+func (c *cluster) level(k stateKey) int {
+	if len(c.classes[k.class].gpus) > 0 {
+		return bits.OnesCount64(k.gpus)
+	}
+	return int(k.cpus)
+}
+
+// cmpKey orders the buckets of one level: by free memory first, so a
+// search can skip to the first one with enough.
+func cmpKey(a, b stateKey) int {
+	if c := cmp.Compare(a.mem, b.mem); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.cpus, b.cpus); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.gpus, b.gpus); c != 0 {
+		return c
+	}
+	if a.busy == b.busy {
+		return 0
+	}
+	if a.busy {
+		return 1
+	}
+	return -1
+}
+
+// indexAll puts every Up node into its bucket; called once the running
+// allocations are applied.
+func (c *cluster) indexAll() {
+	c.bucketOf = make(map[stateKey]int32)
+	for ci := range c.classes {
+		cl := &c.classes[ci]
+		if len(cl.gpus) > 0 {
+			cl.levels = make([][]int32, len(cl.gpus)+1)
+		} else {
+			cl.levels = make([][]int32, cl.ncpu+1)
+		}
+	}
+	for i := range c.nodes {
+		c.nodes[i].bucket = -1
+		if c.nodes[i].state == NodeUp {
+			c.index(int32(i))
+		}
+	}
+}
+
+func (c *cluster) keyOf(ni int32) stateKey {
+	n := &c.nodes[ni]
+	// Only GPU nodes care whether they are whole (see tierWholeNode).
+	busy := n.busy && len(c.classes[n.class].gpus) > 0
+	return stateKey{class: n.class, cpus: int32(max(n.nFreeCPU, 0)), busy: busy, mem: n.freeMem, gpus: n.freeGPU}
+}
+
+// index adds node ni to the bucket of its current state, or to the list
+// of reserved nodes.
+func (c *cluster) index(ni int32) {
+	n := &c.nodes[ni]
+	if n.reserved {
+		if i, found := slices.BinarySearch(c.reservedNodes, ni); !found {
+			c.reservedNodes = slices.Insert(c.reservedNodes, i, ni)
+		}
+		return
+	}
+	key := c.keyOf(ni)
+	bi, ok := c.bucketOf[key]
+	if !ok {
+		bi = int32(len(c.buckets))
+		c.buckets = append(c.buckets, bucket{key: key})
+		c.bucketOf[key] = bi
+	}
+	b := &c.buckets[bi]
+	i, _ := slices.BinarySearch(b.nodes, ni)
+	b.nodes = slices.Insert(b.nodes, i, ni)
+	if !b.live {
+		lv := &c.classes[key.class].levels[c.level(key)]
+		i, _ := slices.BinarySearchFunc(*lv, key, func(x int32, k stateKey) int { return cmpKey(c.buckets[x].key, k) })
+		*lv = slices.Insert(*lv, i, bi)
+		b.live = true
+	}
+	n.bucket = bi
+}
+
+// unindex takes node ni out of its bucket before its state changes.
+func (c *cluster) unindex(ni int32) {
+	n := &c.nodes[ni]
+	if n.bucket < 0 {
+		return
+	}
+	b := &c.buckets[n.bucket]
+	n.bucket = -1
+	if i, found := slices.BinarySearch(b.nodes, ni); found {
+		if i == 0 {
+			b.nodes = b.nodes[1:] // the usual case: the best node is the first
+		} else {
+			b.nodes = slices.Delete(b.nodes, i, i+1)
+		}
+	}
+	if len(b.nodes) == 0 {
+		lv := &c.classes[b.key.class].levels[c.level(b.key)]
+		if i, found := slices.BinarySearchFunc(*lv, b.key, func(x int32, k stateKey) int { return cmpKey(c.buckets[x].key, k) }); found {
+			*lv = slices.Delete(*lv, i, i+1)
+		}
+		b.live = false
+		b.nodes = nil // drop the resliced backing array
+	}
+}

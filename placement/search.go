@@ -1,0 +1,94 @@
+package placement
+
+import (
+	"cmp"
+	"slices"
+)
+
+// searchClass looks through the index of class ci for j. With need == 1
+// it keeps the best candidate in *best; for a gang it appends up to need
+// nodes of every fitting bucket to cands. found counts fitting nodes (for
+// one node, at least the best one), topo nodes held back only by NVLink.
+//
+// A class's buckets sit in levels of their free GPUs (GPU nodes) or cpus
+// (others), each level sorted by free memory. The search starts at the
+// job's own size and skips the buckets short of memory. When the level's
+// resource is the job's dominant one, a fit at some level beats every fit
+// at higher levels on best fit, so one job looks at a few buckets rather
+// than every node state.
+func (pl *planner) searchClass(ci int32, j *Job, k *kind, need int, cands []candidate, best *candidate, found, topo *int) []candidate {
+	c := pl.c
+	cl := &c.classes[ci]
+	r := &j.PerNode
+	gpuClass := len(cl.gpus) > 0
+	lo := r.CPUs
+	if gpuClass {
+		lo = r.GPU.Count
+	}
+	// Early stop is exact only when nothing ranks before best fit for
+	// this class but what the best fit at the lowest level already has,
+	// and the level's resource is the one rank takes as dominant (ties go
+	// to the earlier of cpus, memory, GPUs).
+	stop := need == 1 && !pl.p.FirstFit
+	var topLink uint8
+	if stop {
+		cs := share(int64(r.CPUs), int64(cl.ncpu))
+		ms := share(r.Memory, cl.mem)
+		if gpuClass {
+			gs := share(int64(r.GPU.Count), int64(len(cl.gpus)))
+			stop = r.GPU.Count > 0 && cl.sameGPUs && gs > cs && gs > ms
+			if stop {
+				topLink = c.gpuSet(ci, cl.allGPUs, k.compat[ci], r.GPU.Count, r.GPU.NVLink).q.min
+			}
+		} else {
+			stop = cs >= ms
+		}
+	}
+	for lvl := max(lo, 0); lvl < len(cl.levels); lvl++ {
+		lv := cl.levels[lvl]
+		if len(lv) == 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(lv, r.Memory, func(x int32, m int64) int { return cmp.Compare(c.buckets[x].key.mem, m) })
+		hit := false
+		for _, bi := range lv[i:] {
+			b := &c.buckets[bi]
+			a := avail{cpus: int(b.key.cpus), mem: b.key.mem, gpus: b.key.gpus}
+			cd, why := c.fitState(ci, b.key.busy, a, j, k, pl.p.FirstFit)
+			switch why {
+			case "":
+				cd.node = b.nodes[0]
+				if need == 1 {
+					if *found == 0 || better(cd, *best) {
+						*best = cd
+					}
+					hit = hit || cd.sc.tier == tierFit && cd.sc.link >= topLink
+				} else {
+					for _, ni := range b.nodes[:min(need, len(b.nodes))] {
+						cd.node = ni
+						cands = append(cands, cd)
+					}
+				}
+				*found += len(b.nodes)
+			case ReasonGPUTopology:
+				*topo += len(b.nodes)
+			}
+			if !gpuClass && need == 1 && why == "" && !pl.p.FirstFit {
+				// In a cpu level the bucket with the least memory that
+				// fits is the best fit of the level.
+				break
+			}
+		}
+		if stop && hit {
+			break
+		}
+	}
+	return cands
+}
+
+func share(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
