@@ -212,6 +212,12 @@ func TestIsolationNone(t *testing.T) {
 	if o := te.run(t, s); o.State != StateCompleted || readFile(t, s.Stdout) != "fine\n65534\n" {
 		t.Errorf("outcome %+v output %q", o, readFile(t, s.Stdout))
 	}
+	// Memory is an RLIMIT_DATA per process: allocation fails instead.
+	hog := te.spec("head -c 200M /dev/zero | tail")
+	hog.Memory = 64 << 20
+	if o := te.run(t, hog); o.State != StateFailed || !strings.Contains(o.Reason, "cannot be detected") {
+		t.Errorf("memory hog without cgroups: %+v, want FAILED saying OOM cannot be detected", o)
+	}
 	cancelTree(t, te)
 }
 
@@ -364,4 +370,35 @@ func TestCgroupV2OnHybrid(t *testing.T) {
 		t.Errorf("device filter: stdout %q stderr %q", out, errs)
 	}
 	cancelTree(t, te)
+}
+
+// TestShimKilled: when the supervisor dies, the agent kills what is left of
+// the job and records a FAILED outcome saying so.
+func TestShimKilled(t *testing.T) {
+	t.Parallel()
+	te := newTestExecutor(t, "")
+	s := te.spec("sleep 300 & sleep 300")
+	h, err := te.Launch(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "job processes", func() bool { return len(jobProcesses(s.JobID)) >= 2 })
+	if err := unix.Kill(h.shim.PID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	o := wait(t, h)
+	if o.State != StateFailed || !strings.Contains(o.Reason, "shim") {
+		t.Errorf("outcome %+v, want FAILED naming the shim", o)
+	}
+	if p := jobProcesses(s.JobID); len(p) > 0 {
+		t.Errorf("processes left: %v", p)
+	}
+	// The outcome is durable: a later adoption reads the same.
+	h2, err := te.Adopt(s.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o2 := wait(t, h2); o2.State != o.State || o2.Reason != o.Reason {
+		t.Errorf("adopted outcome %+v, want %+v", o2, o)
+	}
 }

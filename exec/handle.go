@@ -48,6 +48,10 @@ func (e *Executor) newHandle(jobID uint64, shim procIdentity, jobPID, pidfd int)
 func (h *Handle) PID() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.pidLocked()
+}
+
+func (h *Handle) pidLocked() int {
 	if h.jobPID == 0 { // Launch stopped waiting before the shim reported
 		var id procIdentity
 		if readJSON(filepath.Join(h.dir, jobPIDFile), &id) == nil {
@@ -110,7 +114,7 @@ func (h *Handle) orphaned() (Outcome, error) {
 		o.Start = fi.ModTime()
 	}
 	switch {
-	case h.PID() == 0:
+	case h.pidLocked() == 0:
 		o.Reason = "the agent stopped before the job started"
 	default:
 		o.Reason = "the job's supervisor (shim) died; the job was killed"

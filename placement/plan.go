@@ -11,6 +11,7 @@ import (
 func Plan(s Snapshot, now time.Time, p Policy) Decisions {
 	c := newCluster(s, now)
 	pl := &planner{c: c, p: p, jobs: s.Pending}
+	pl.d.Waiting = make([]Wait, 0, len(s.Pending))
 	pl.run(queueOrder(s.Pending, now, p))
 	return pl.d
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,18 +19,25 @@ var allStates = []string{
 	api.StateCompleted, api.StateFailed, api.StateTimeout, api.StateOutOfMemory, api.StateCancelled, api.StateNodeFail,
 }
 
-// parseState accepts a state name in any case.
-func parseState(cmd, s string) (string, error) {
+// parseStates reads --state: one state or a comma-separated list, in any
+// case; it returns the list upper-cased and as a set.
+func parseStates(cmd, s string) (string, map[string]bool, error) {
 	if s == "" {
-		return "", nil
+		return "", nil, nil
 	}
-	up := strings.ToUpper(s)
-	for _, st := range allStates {
-		if st == up {
-			return st, nil
+	set := map[string]bool{}
+	var names []string
+	for _, part := range strings.Split(s, ",") {
+		up := strings.ToUpper(strings.TrimSpace(part))
+		if !slices.Contains(allStates, up) {
+			return "", nil, usagef(cmd, "unknown state %q: want one of %s", part, strings.Join(allStates, ", "))
+		}
+		if !set[up] {
+			set[up] = true
+			names = append(names, up)
 		}
 	}
-	return "", usagef(cmd, "unknown state %q: want one of %s", s, strings.Join(allStates, ", "))
+	return strings.Join(names, ","), set, nil
 }
 
 func queueCommand(e *env) *cli.Command {
@@ -38,7 +46,7 @@ func queueCommand(e *env) *cli.Command {
 		Usage: "list pending and running jobs",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U`"},
-			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING)"},
+			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING, or PENDING,HELD)"},
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have ended"},
 			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
 		},
@@ -50,7 +58,7 @@ func (e *env) queue(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("queue", "unexpected argument %q", c.Args().First())
 	}
-	state, err := parseState("queue", c.String("state"))
+	state, states, err := parseStates("queue", c.String("state"))
 	if err != nil {
 		return err
 	}
@@ -71,7 +79,7 @@ func (e *env) queue(c *cli.Context) error {
 	for _, j := range list {
 		switch {
 		case user != "" && j.User != user:
-		case state != "" && j.State != state:
+		case state != "" && !states[j.State]:
 		case state == "" && !c.Bool("all") && api.Terminal(j.State):
 		default:
 			shown = append(shown, j)

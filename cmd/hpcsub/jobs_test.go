@@ -53,6 +53,11 @@ func TestQueue(t *testing.T) {
 		{"state", []string{"--state", "completed"}, "" +
 			"JOBID  NAME  USER   STATE      TIME  NODES  REASON\n" +
 			"5      done  alice  COMPLETED  1:05  cpu01  -\n"},
+		{"states", []string{"--state", "held,Pending"}, "" +
+			"JOBID  NAME   USER   STATE    TIME  NODES  REASON\n" +
+			"1      big    bob    PENDING  0:00  4      Resources (start ~12:30)\n" +
+			"2      later  bob    PENDING  0:00  1      Priority (start ~Mar 05 07:15)\n" +
+			"4      held   alice  HELD     0:00  1      held by user\n"},
 		{"empty", []string{"--user", "nobody"}, "JOBID  NAME  USER  STATE  TIME  NODES  REASON\n"},
 	}
 	for _, tt := range tests {

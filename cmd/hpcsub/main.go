@@ -66,7 +66,7 @@ func newApp(e *env) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:  "addr",
-				Usage: "hpcd address: unix:///path/to.sock, http://host:port or https://host:port (default $" + api.EnvAddr + ", else " + api.DefaultSocketPath() + ")",
+				Usage: "hpcd address `ADDR`: unix:///path/to.sock, http://host:port or https://host:port (default $" + api.EnvAddr + ", else " + api.DefaultSocketPath() + ")",
 			},
 		},
 		Commands: []*cli.Command{

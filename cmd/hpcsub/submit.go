@@ -15,7 +15,7 @@ import (
 
 var varFlag = &cli.StringSliceFlag{
 	Name:  "var",
-	Usage: "set a job file variable: -var epochs=10 (repeatable)",
+	Usage: "set a job file variable `NAME=VALUE`: -var epochs=10 (repeatable)",
 }
 
 func submitCommand(e *env) *cli.Command {
