@@ -17,7 +17,7 @@ import (
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/exec"
-	"github.com/hpc-sched/hpc/resources"
+	"github.com/hpc-sched/hpc/resources/inventory"
 )
 
 // Local is the agent of the machine it runs on, called in process.
@@ -38,7 +38,7 @@ type Local struct {
 // New makes the agent of node name. report receives every outcome; ctx
 // bounds the watchers: when it ends, running jobs are left running for the
 // next agent to adopt.
-func New(ctx context.Context, name string, ex *exec.Executor, gpus []resources.GPU, report func(api.Outcome), log *slog.Logger) *Local {
+func New(ctx context.Context, name string, ex *exec.Executor, gpus []inventory.GPU, report func(api.Outcome), log *slog.Logger) *Local {
 	l := &Local{ctx: ctx, name: name, ex: ex, report: report, log: log, minors: map[int]int{}, handles: map[uint64]*exec.Handle{}}
 	for _, g := range gpus {
 		if g.Minor >= 0 {
@@ -52,7 +52,7 @@ func New(ctx context.Context, name string, ex *exec.Executor, gpus []resources.G
 
 // Registration describes the node to the server: its schedulable CPUs,
 // memory (less what the system keeps for itself), GPUs and their links.
-func Registration(name string, inv resources.Inventory, isolation string, features []string, reserveMemory int64) api.NodeRegistration {
+func Registration(name string, inv inventory.Inventory, isolation string, features []string, reserveMemory int64) api.NodeRegistration {
 	reg := api.NodeRegistration{
 		Name:      name,
 		CPUIDs:    inv.CPUIDs,

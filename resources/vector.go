@@ -1,7 +1,7 @@
 // Package resources describes what a node has and what a job asks for:
-// resource vectors with the arithmetic the placer needs, the node inventory
-// read from the host (gopsutil) and its GPUs (go-nvml), and the GPU
-// interconnect topology.
+// resource vectors with the arithmetic the placer needs, GPU interconnect
+// levels and topology fixtures. Reading them off a real host is package
+// resources/inventory's job.
 package resources
 
 import "fmt"

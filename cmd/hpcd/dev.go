@@ -21,6 +21,7 @@ import (
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/resources"
+	"github.com/hpc-sched/hpc/resources/inventory"
 	"github.com/hpc-sched/hpc/server"
 	"github.com/hpc-sched/hpc/store"
 )
@@ -91,7 +92,7 @@ func runDev(parent context.Context, o devOptions) error {
 	}
 	defer st.Close()
 
-	inv, err := resources.Discover(ctx, log)
+	inv, err := inventory.Discover(ctx, log)
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}

@@ -73,6 +73,13 @@ func TestReplayHandComputed(t *testing.T) {
 		// reserved at 1000 by J1's estimate, so J3 (asks 300) backfills at
 		// 2; J1 really ends at 100 and J3 at 52, so J2 starts at 100.
 		{"estimate/easy", 4, []swfJob{{0, 100, 2, 1000}, {1, 100, 4, 100}, {2, 50, 2, 300}}, placement.EASY, []int64{0, 100, 2}, false},
+		// Extra nodes that are free now: J0 (2 nodes, 10 s) and J1 (3
+		// nodes, 100 s) start at 0; J0's nodes free at 10. J2 (3 nodes)
+		// is reserved at 100 when 5 nodes are free: 2 extra. J3 (1 node,
+		// 1000 s) fits an extra node now and cannot delay J2, who can
+		// have J1's three nodes: EASY starts it at 12.
+		{"extra-node-free-now/easy", 5, []swfJob{{0, 10, 2, -1}, {0, 100, 3, -1}, {11, 100, 3, -1}, {12, 1000, 1, -1}}, placement.EASY, []int64{0, 0, 100, 12}, false,
+			"EASY reservation takes nodes free now (first in name order) instead of the ones that free by the shadow time, so the extra-nodes rule refuses backfill that cannot delay the reserved job"},
 		// Same instant: J1 ends at 100 exactly when J2 arrives; the end is
 		// released first, so J2 starts at once.
 		{"end-before-arrival", 2, []swfJob{{0, 100, 2, -1}, {100, 10, 2, -1}}, placement.FCFS, []int64{0, 100}, false},
@@ -100,10 +107,15 @@ func TestReplayHandComputed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for i, want := range c.starts {
-					if got := int64(out.Placed[i].Start.Sub(Epoch) / time.Second); got != want {
-						t.Errorf("job %d started at %d, want %d", i+1, got, want)
+				var got []int64
+				for _, p := range out.Placed {
+					got = append(got, int64(p.Start.Sub(Epoch)/time.Second))
+				}
+				if fmt.Sprint(got) != fmt.Sprint(c.starts) {
+					if c.known != "" && pl.name != "ref" {
+						t.Skipf("known placer issue: %s: starts %v, want %v", c.known, got, c.starts)
 					}
+					t.Errorf("starts %v, want %v", got, c.starts)
 				}
 			})
 		}

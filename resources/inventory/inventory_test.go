@@ -1,4 +1,4 @@
-package resources
+package inventory
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-sched/hpc/resources"
 )
 
 // TestDiscoverHost reads this machine for real. It must pass on a CPU-only
@@ -20,7 +22,7 @@ func TestDiscoverHost(t *testing.T) {
 		t.Fatalf("Discover: %v", err)
 	}
 	t.Logf("host %q kernel %q os %q: %d CPUs %v, memory %s, GPU source %q",
-		inv.Hostname, inv.Kernel, inv.OS, inv.CPUs, inv.CPUIDs, FormatBytes(inv.Memory), inv.GPUSource)
+		inv.Hostname, inv.Kernel, inv.OS, inv.CPUs, inv.CPUIDs, resources.FormatBytes(inv.Memory), inv.GPUSource)
 
 	if inv.CPUs <= 0 || inv.CPUs != len(inv.CPUIDs) || !slices.IsSorted(inv.CPUIDs) {
 		t.Errorf("CPUs = %d, CPUIDs = %v: want a positive count of sorted ids", inv.CPUs, inv.CPUIDs)
@@ -35,7 +37,7 @@ func TestDiscoverHost(t *testing.T) {
 	if inv.GPUSource == GPUSourceNVML {
 		for _, g := range inv.GPUs {
 			t.Logf("GPU %d %s %s %s bus=%s numa=%d minor=%d mig=%v",
-				g.Index, g.UUID, g.Model, FormatBytes(g.Memory), g.PCIBusID, g.NUMANode, g.Minor, g.MIG)
+				g.Index, g.UUID, g.Model, resources.FormatBytes(g.Memory), g.PCIBusID, g.NUMANode, g.Minor, g.MIG)
 			if g.UUID == "" || g.Model == "" || g.Memory <= 0 {
 				t.Errorf("GPU %d incomplete: %+v", g.Index, g)
 			}
@@ -58,7 +60,7 @@ func TestDiscoverHost(t *testing.T) {
 		if len(row) != len(inv.GPUs) {
 			t.Errorf("links row %d has %d entries for %d GPUs", i, len(row), len(inv.GPUs))
 		}
-		if i < len(row) && row[i] != LinkNone {
+		if i < len(row) && row[i] != resources.LinkNone {
 			t.Errorf("links[%d][%d] = %v, want none", i, i, row[i])
 		}
 	}

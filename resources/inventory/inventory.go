@@ -1,4 +1,4 @@
-package resources
+package inventory
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"github.com/shirou/gopsutil/v3/host"
 	"github.com/shirou/gopsutil/v3/mem"
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-sched/hpc/resources"
 )
 
 // GPU is one NVIDIA GPU of a node as NVML reports it. Fields NVML could not
@@ -39,8 +41,8 @@ type Inventory struct {
 	Memory   int64  `json:"memory"`  // total bytes
 	GPUs     []GPU  `json:"gpus"`
 	// Links is len(GPUs) square: Links[i][j] is the link between GPUs[i]
-	// and GPUs[j], LinkNone on the diagonal.
-	Links [][]Link `json:"links"`
+	// and GPUs[j], resources.LinkNone on the diagonal.
+	Links [][]resources.Link `json:"links"`
 	// GPUSource is "nvml" when NVML was read, otherwise why there are no
 	// GPUs, e.g. "nvml: library not found (no NVIDIA driver)".
 	GPUSource string `json:"gpu_source"`
@@ -95,7 +97,7 @@ func Discover(ctx context.Context, log *slog.Logger) (Inventory, error) {
 // discoverGPUs turns GPUs' error into Inventory.GPUSource: a missing
 // driver is expected on CPU nodes (Info), anything else is a broken GPU
 // node that an admin should look at (Warn).
-func discoverGPUs(lib nvml.Interface, log *slog.Logger) ([]GPU, [][]Link, string) {
+func discoverGPUs(lib nvml.Interface, log *slog.Logger) ([]GPU, [][]resources.Link, string) {
 	gpus, links, err := GPUs(lib, log)
 	if err == nil {
 		log.Info("inventory: GPUs found", "count", len(gpus), "source", GPUSourceNVML)
@@ -113,7 +115,7 @@ func discoverGPUs(lib nvml.Interface, log *slog.Logger) ([]GPU, [][]Link, string
 		source = err.Error()
 		log.Warn("inventory: no GPUs: NVML failed", "err", err)
 	}
-	return []GPU{}, [][]Link{}, source
+	return []GPU{}, [][]resources.Link{}, source
 }
 
 // cpuIDs lists the CPUs this process may run on. The affinity mask is what

@@ -1,4 +1,4 @@
-package resources
+package inventory
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
+
+	"github.com/hpc-sched/hpc/resources"
 )
 
 const a100Memory = 40 << 30 // the dgxa100 mock's A100-SXM4-40GB
@@ -25,7 +27,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // mockTopology describes a node in NVML's own vocabulary, the way a real
-// driver answers, independently of our Link levels.
+// driver answers, independently of our resources.Link levels.
 type mockTopology struct {
 	n        int
 	p2p      func(i, j int) (nvml.GpuP2PStatus, nvml.Return) // NVLink P2P status
@@ -141,13 +143,13 @@ func TestGPUsTopologies(t *testing.T) {
 	tests := []struct {
 		name string
 		topo mockTopology
-		want [][]Link
+		want [][]resources.Link
 	}{
-		{"dgx-nvswitch-8", dgxNVSwitch(), NVSwitchLinks(8)},
-		{"nvlink-pairs-4", nvlinkBridgePairs(4), NVLinkPairsLinks(4)},
-		{"nvlink-pairs-8", nvlinkBridgePairs(8), NVLinkPairsLinks(8)},
-		{"pcie-single-switch-4", pcieSingleSwitch(4), PCIeLinks(4)},
-		{"two-socket-8", twoSocket(), TwoSocketLinks(8)},
+		{"dgx-nvswitch-8", dgxNVSwitch(), resources.NVSwitchLinks(8)},
+		{"nvlink-pairs-4", nvlinkBridgePairs(4), resources.NVLinkPairsLinks(4)},
+		{"nvlink-pairs-8", nvlinkBridgePairs(8), resources.NVLinkPairsLinks(8)},
+		{"pcie-single-switch-4", pcieSingleSwitch(4), resources.PCIeLinks(4)},
+		{"two-socket-8", twoSocket(), resources.TwoSocketLinks(8)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,7 +260,11 @@ func TestGPUsDegraded(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("GPUs =\n%+v\nwant\n%+v", got, want)
 	}
-	wantLinks := buildLinks(3, func(i, j int) Link { return LinkSystem })
+	wantLinks := [][]resources.Link{
+		{resources.LinkNone, resources.LinkSystem, resources.LinkSystem},
+		{resources.LinkSystem, resources.LinkNone, resources.LinkSystem},
+		{resources.LinkSystem, resources.LinkSystem, resources.LinkNone},
+	}
 	if !reflect.DeepEqual(links, wantLinks) {
 		t.Errorf("links = %v, want %v", links, wantLinks)
 	}
@@ -286,10 +292,10 @@ func TestGPUsLostDevice(t *testing.T) {
 	if !reflect.DeepEqual(idx, []int{0, 1, 3}) {
 		t.Errorf("indexes = %v, want [0 1 3]", idx)
 	}
-	wantLinks := [][]Link{
-		{LinkNone, LinkNVLink, LinkSystem},
-		{LinkNVLink, LinkNone, LinkSystem},
-		{LinkSystem, LinkSystem, LinkNone},
+	wantLinks := [][]resources.Link{
+		{resources.LinkNone, resources.LinkNVLink, resources.LinkSystem},
+		{resources.LinkNVLink, resources.LinkNone, resources.LinkSystem},
+		{resources.LinkSystem, resources.LinkSystem, resources.LinkNone},
 	}
 	if !reflect.DeepEqual(links, wantLinks) {
 		t.Errorf("links = %v, want %v", links, wantLinks)
@@ -368,15 +374,15 @@ func TestGPUsInitFails(t *testing.T) {
 func TestTopologyLink(t *testing.T) {
 	tests := []struct {
 		level nvml.GpuTopologyLevel
-		want  Link
+		want  resources.Link
 	}{
-		{nvml.TOPOLOGY_INTERNAL, LinkSingleSwitch},
-		{nvml.TOPOLOGY_SINGLE, LinkSingleSwitch},
-		{nvml.TOPOLOGY_MULTIPLE, LinkMultiSwitch},
-		{nvml.TOPOLOGY_HOSTBRIDGE, LinkHostBridge},
-		{nvml.TOPOLOGY_NODE, LinkNode},
-		{nvml.TOPOLOGY_SYSTEM, LinkSystem},
-		{99, LinkSystem},
+		{nvml.TOPOLOGY_INTERNAL, resources.LinkSingleSwitch},
+		{nvml.TOPOLOGY_SINGLE, resources.LinkSingleSwitch},
+		{nvml.TOPOLOGY_MULTIPLE, resources.LinkMultiSwitch},
+		{nvml.TOPOLOGY_HOSTBRIDGE, resources.LinkHostBridge},
+		{nvml.TOPOLOGY_NODE, resources.LinkNode},
+		{nvml.TOPOLOGY_SYSTEM, resources.LinkSystem},
+		{99, resources.LinkSystem},
 	}
 	for _, tt := range tests {
 		if got := TopologyLink(tt.level); got != tt.want {

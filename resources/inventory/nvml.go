@@ -1,4 +1,4 @@
-package resources
+package inventory
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/hpc-sched/hpc/resources"
 )
 
 // GPUs reads the GPUs and their pairwise links through lib, the real NVML
@@ -21,12 +23,12 @@ import (
 // A GPU field NVML cannot read degrades (logged at Debug) instead of
 // failing the inventory; a GPU whose handle cannot be had is left out
 // (Warn), and the rest keep their NVML index.
-func GPUs(lib nvml.Interface, log *slog.Logger) ([]GPU, [][]Link, error) {
+func GPUs(lib nvml.Interface, log *slog.Logger) ([]GPU, [][]resources.Link, error) {
 	return readGPUs(lib, orDiscard(log), "/sys")
 }
 
 // readGPUs is GPUs with the sysfs mount point as a parameter, for tests.
-func readGPUs(lib nvml.Interface, log *slog.Logger, sysRoot string) ([]GPU, [][]Link, error) {
+func readGPUs(lib nvml.Interface, log *slog.Logger, sysRoot string) ([]GPU, [][]resources.Link, error) {
 	if ret := lib.Init(); ret != nvml.SUCCESS {
 		return nil, nil, fmt.Errorf("nvml: init: %w", ret)
 	}
@@ -118,11 +120,11 @@ func describeGPU(dev nvml.Device, index int, hasNUMA bool, sysRoot string, log *
 
 // linkMatrix asks NVML about every unordered pair once and mirrors the
 // answer, so the matrix is symmetric by construction.
-func linkMatrix(devs []nvml.Device, gpus []GPU, log *slog.Logger) [][]Link {
+func linkMatrix(devs []nvml.Device, gpus []GPU, log *slog.Logger) [][]resources.Link {
 	n := len(devs)
-	m := make([][]Link, n)
+	m := make([][]resources.Link, n)
 	for i := range m {
-		m[i] = make([]Link, n)
+		m[i] = make([]resources.Link, n)
 	}
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
@@ -135,12 +137,12 @@ func linkMatrix(devs []nvml.Device, gpus []GPU, log *slog.Logger) [][]Link {
 
 // pairLink asks for NVLink P2P first (it covers both NVLink bridges and
 // NVSwitch, where the PCIe ancestor says nothing about NVLink), then the
-// PCIe common ancestor. An unanswerable pair counts as LinkSystem, the
+// PCIe common ancestor. An unanswerable pair counts as resources.LinkSystem, the
 // worst real link, so the placer never prefers a pair it knows nothing of.
-func pairLink(a, b nvml.Device, ai, bi int, log *slog.Logger) Link {
+func pairLink(a, b nvml.Device, ai, bi int, log *slog.Logger) resources.Link {
 	status, ret := a.GetP2PStatus(b, nvml.P2P_CAPS_INDEX_NVLINK)
 	if ret == nvml.SUCCESS && status == nvml.P2P_STATUS_OK {
-		return LinkNVLink
+		return resources.LinkNVLink
 	}
 	if ret != nvml.SUCCESS {
 		log.Debug("nvml: NVLink P2P status unavailable", "gpu", ai, "peer", bi, "err", ret)
@@ -148,26 +150,26 @@ func pairLink(a, b nvml.Device, ai, bi int, log *slog.Logger) Link {
 	level, ret := a.GetTopologyCommonAncestor(b)
 	if ret != nvml.SUCCESS {
 		log.Debug("nvml: topology unavailable, assuming system link", "gpu", ai, "peer", bi, "err", ret)
-		return LinkSystem
+		return resources.LinkSystem
 	}
 	return TopologyLink(level)
 }
 
-// TopologyLink maps an NVML PCIe topology level onto a Link. INTERNAL (two
+// TopologyLink maps an NVML PCIe topology level onto a resources.Link. INTERNAL (two
 // GPUs on one board, behind the board's own PCIe switch) counts as
-// LinkSingleSwitch; an unknown level counts as LinkSystem.
-func TopologyLink(level nvml.GpuTopologyLevel) Link {
+// resources.LinkSingleSwitch; an unknown level counts as resources.LinkSystem.
+func TopologyLink(level nvml.GpuTopologyLevel) resources.Link {
 	switch level {
 	case nvml.TOPOLOGY_INTERNAL, nvml.TOPOLOGY_SINGLE:
-		return LinkSingleSwitch
+		return resources.LinkSingleSwitch
 	case nvml.TOPOLOGY_MULTIPLE:
-		return LinkMultiSwitch
+		return resources.LinkMultiSwitch
 	case nvml.TOPOLOGY_HOSTBRIDGE:
-		return LinkHostBridge
+		return resources.LinkHostBridge
 	case nvml.TOPOLOGY_NODE:
-		return LinkNode
+		return resources.LinkNode
 	default: // TOPOLOGY_SYSTEM and anything newer we do not know
-		return LinkSystem
+		return resources.LinkSystem
 	}
 }
 
