@@ -90,7 +90,7 @@ func TestAdoptAfterAgentKill(t *testing.T) {
 		return err == nil
 	})
 
-	e2, err := New(te.cfg, slog.Default())
+	e2, err := New(te.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

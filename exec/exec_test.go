@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,7 +225,7 @@ func TestIsolationNone(t *testing.T) {
 func TestRootRefused(t *testing.T) {
 	t.Parallel()
 	te := newTestExecutor(t, "")
-	strict, err := New(Config{StateDir: t.TempDir(), CgroupParent: te.parent}, nil)
+	strict, err := New(Config{StateDir: t.TempDir(), CgroupParent: te.parent}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,5 +403,31 @@ func TestShimKilled(t *testing.T) {
 	}
 	if o2 := wait(t, h2); o2.State != o.State || o2.Reason != o.Reason {
 		t.Errorf("adopted outcome %+v, want %+v", o2, o)
+	}
+}
+
+// TestCgroupV2Limits checks the values written on a unified (cgroup2) host.
+func TestCgroupV2Limits(t *testing.T) {
+	t.Parallel()
+	te := newTestExecutor(t, "")
+	if te.Isolation() != IsolationV2 || te.v2mount != v2DefaultMount {
+		t.Skipf("host isolation is %s, not cgroup-v2 on a unified host", te.Isolation())
+	}
+	s := te.spec("sleep 300")
+	s.CPUSet, s.Memory, s.Pids = []int{0}, 128<<20, 500
+	h, err := te.Launch(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cancel("test over")
+	dir := fmt.Sprintf("%s/%s/job-%d/", v2DefaultMount, te.parent, s.JobID)
+	for file, want := range map[string]string{"cpu.max": "100000 100000", "cpuset.cpus": "0", "memory.max": strconv.Itoa(128 << 20),
+		"memory.swap.max": "0", "pids.max": "500"} {
+		if got := strings.TrimSpace(readFile(t, dir+file)); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	if procs := readFile(t, dir+"cgroup.procs"); !strings.Contains("\n"+procs, "\n"+strconv.Itoa(h.PID())+"\n") {
+		t.Errorf("job pid %d not in its cgroup (procs %q)", h.PID(), procs)
 	}
 }

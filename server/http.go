@@ -269,7 +269,34 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn("cancel on agent", "job", id, "err", err)
 		}
 	}
+	if len(agents) > 0 {
+		// Answer with the end state, as users expect from a cancel, unless
+		// the kill takes long; the cancel is durable either way.
+		s.waitTerminal(r.Context(), id, 5*time.Second)
+	}
 	s.respondJob(w, id)
+}
+
+// waitTerminal blocks until job id is terminal, ctx ends or d passes.
+func (s *Server) waitTerminal(ctx context.Context, id uint64, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		done := api.Terminal(s.jobs[id].State)
+		changed := s.changed
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (s *Server) respondJob(w http.ResponseWriter, id uint64) {

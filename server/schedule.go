@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
@@ -94,9 +95,17 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 		s.mu.Unlock()
 		return
 	}
+	// Launches fork shims and create cgroups: run them side by side so
+	// one pass's starts don't queue behind each other.
+	var wg sync.WaitGroup
 	for _, id := range started {
-		s.launch(ctx, id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.launch(ctx, id)
+		}()
 	}
+	wg.Wait()
 }
 
 // launch hands a started job to the agents of its nodes.
