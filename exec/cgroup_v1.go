@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +20,40 @@ import (
 
 // v1Root is where this platform mounts the v1 hierarchies.
 const v1Root = "/sys/fs/cgroup"
+
+// jobSubsystems are the v1 controllers a job's limits and bookkeeping use;
+// creating and removing the others (blkio, systemd, ...) for every job only
+// cost time.
+var jobSubsystems = map[cgroup1.Name]bool{
+	cgroup1.Cpu: true, cgroup1.Cpuacct: true, cgroup1.Cpuset: true, cgroup1.Memory: true,
+	cgroup1.Devices: true, cgroup1.Freezer: true, cgroup1.Pids: true,
+}
+
+var (
+	hierarchyOnce sync.Once
+	hierarchySubs []cgroup1.Subsystem
+	hierarchyErr  error
+)
+
+// jobHierarchy lists the mounted job subsystems once per process: the
+// default hierarchy re-reads /proc/self/mountinfo on every call.
+func jobHierarchy() ([]cgroup1.Subsystem, error) {
+	hierarchyOnce.Do(func() {
+		all, err := cgroup1.Default()
+		if err != nil {
+			hierarchyErr = err
+			return
+		}
+		for _, s := range all {
+			if jobSubsystems[s.Name()] {
+				hierarchySubs = append(hierarchySubs, s)
+			}
+		}
+	})
+	return hierarchySubs, hierarchyErr
+}
+
+var withJobHierarchy = cgroup1.WithHierarchy(jobHierarchy)
 
 // v1Driver places each job in <parent>/job-<id> of every v1 hierarchy.
 type v1Driver struct{ parent string }
@@ -39,10 +75,10 @@ func (d *v1Driver) create(jobID uint64, res *specs.LinuxResources) (jobGroup, er
 		}
 	}
 	p := d.path(jobID)
-	cg, err := cgroup1.New(cgroup1.StaticPath(p), res)
+	cg, err := cgroup1.New(cgroup1.StaticPath(p), res, withJobHierarchy)
 	if err != nil {
 		// New may have created some hierarchies before failing.
-		if old, lerr := cgroup1.Load(cgroup1.StaticPath(p)); lerr == nil {
+		if old, lerr := cgroup1.Load(cgroup1.StaticPath(p), withJobHierarchy); lerr == nil {
 			_ = old.Delete()
 		}
 		return nil, fmt.Errorf("create cgroup v1 %s: %w", p, err)
@@ -52,7 +88,7 @@ func (d *v1Driver) create(jobID uint64, res *specs.LinuxResources) (jobGroup, er
 
 func (d *v1Driver) load(jobID uint64) (jobGroup, error) {
 	p := d.path(jobID)
-	cg, err := cgroup1.Load(cgroup1.StaticPath(p))
+	cg, err := cgroup1.Load(cgroup1.StaticPath(p), withJobHierarchy)
 	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
 		return nil, fmt.Errorf("load cgroup v1 %s: %w", p, errNoCgroup)
 	}
@@ -76,7 +112,7 @@ func (g *v1Group) enterShim(pid int) error {
 }
 
 func (g *v1Group) leave() error {
-	parent, err := cgroup1.Load(cgroup1.StaticPath(path.Join("/", g.parent)))
+	parent, err := cgroup1.Load(cgroup1.StaticPath(path.Join("/", g.parent)), withJobHierarchy)
 	if err != nil {
 		return fmt.Errorf("load parent cgroup %s: %w", g.parent, err)
 	}
@@ -152,33 +188,42 @@ func (g *v1Group) gone() bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
+// oomKills reads memory.oom_control's oom_kill counter directly: a full
+// cg.Stat reads every controller's statistics (blkio's are slow) and cost
+// tens of milliseconds per job. memory.failcnt stays 0 on this kernel even
+// after an OOM kill, so it is never used.
 func (g *v1Group) oomKills() (uint64, error) {
-	m, err := g.cg.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", g.path, err)
-	}
-	// memory.oom_control's oom_kill counter; memory.failcnt stays 0 on this
-	// kernel even after an OOM kill, so it is never used.
-	if m.MemoryOomControl == nil {
+	v, err := readKey(filepath.Join(v1Root, "memory", g.path, "memory.oom_control"), "oom_kill")
+	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
-	return m.MemoryOomControl.OomKill, nil
+	return v, err
 }
 
+// usage reads cpuacct.usage (ns) and memory.max_usage_in_bytes directly,
+// for the same reason.
 func (g *v1Group) usage() (time.Duration, int64, bool, error) {
-	m, err := g.cg.Stat(cgroup1.IgnoreNotExist)
+	cpu, err := readInt(filepath.Join(v1Root, "cpuacct", g.path, "cpuacct.usage"))
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("stat %s: %w", g.path, err)
+		return 0, 0, false, err
 	}
-	var cpu time.Duration
-	var peak int64
-	if m.CPU != nil && m.CPU.Usage != nil {
-		cpu = time.Duration(m.CPU.Usage.Total) // cpuacct.usage, ns
+	peak, err := readInt(filepath.Join(v1Root, "memory", g.path, "memory.max_usage_in_bytes"))
+	if err != nil {
+		return 0, 0, false, err
 	}
-	if m.Memory != nil && m.Memory.Usage != nil {
-		peak = int64(m.Memory.Usage.Max) // memory.max_usage_in_bytes
+	return time.Duration(cpu), peak, true, nil
+}
+
+func readInt(file string) (int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", file, err)
 	}
-	return cpu, peak, true, nil
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse %s: %w", file, err)
+	}
+	return v, nil
 }
 
 func (g *v1Group) remove() error {
