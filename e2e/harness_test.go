@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, cmd := range []string{"hpcd", "hpcsub"} {
+	for _, cmd := range []string{"hpcd", "hpcsub", "hpc-shim"} {
 		b := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../cmd/"+cmd)
 		b.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
 		if out, err := b.CombinedOutput(); err != nil {

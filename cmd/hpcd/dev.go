@@ -96,7 +96,7 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
-	excfg := exec.Config{StateDir: filepath.Join(o.dataDir, "exec"), AllowRoot: true}
+	excfg := exec.Config{StateDir: filepath.Join(o.dataDir, "exec"), AllowRoot: true, ShimPath: shimBeside(log)}
 	if o.isolation == "none" {
 		excfg.Isolation = exec.IsolationNone
 	} else if o.isolation != "auto" {
@@ -156,6 +156,27 @@ func runDev(parent context.Context, o devOptions) error {
 	stopAgent()
 	os.Remove(ln.Addr().String())
 	return nil
+}
+
+// shimBeside returns the small hpc-shim binary installed next to hpcd, so
+// each job starts a third of hpcd's size twice (shim and init stage);
+// without one, hpcd re-executes itself (""). A shim that others could
+// replace would run as root for every job, so such a file is ignored.
+func shimBeside(log *slog.Logger) string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), "hpc-shim")
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && (sys.Uid != uint32(os.Geteuid()) || st.Mode()&0o022 != 0) {
+		log.Warn("ignoring hpc-shim: it must belong to the daemon's user and not be writable by others", "path", p)
+		return ""
+	}
+	return p
 }
 
 // memoryReserve is what the node keeps for the system and the daemon.
