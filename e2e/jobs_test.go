@@ -49,8 +49,8 @@ func TestOutcomes(t *testing.T) {
 			},
 		},
 		{
-			name:     "exit 3 fails with code 3",
-			src:      `job "three" {
+			name: "exit 3 fails with code 3",
+			src: `job "three" {
   walltime = "1m"
   task { script = "exit 3" }
 }`,

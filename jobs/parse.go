@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +29,9 @@ const (
 	// hcl melds a template's literal parts in time quadratic in their number
 	// (one per heredoc line), so a long heredoc could take minutes to parse.
 	maxStringParts = 8192
+	// Parsing and evaluating are linear in tokens otherwise, but not cheap:
+	// a budget keeps the worst file to a fraction of a second.
+	maxTokens = 65536
 )
 
 var topSchema = &hcl.BodySchema{
@@ -147,7 +151,7 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 // heredocs (scripts) does not count.
 func guardSource(filename string, src []byte) hcl.Diagnostics {
 	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth, ops, refs, parts := 0, 0, 0, 0
+	depth, ops, refs, parts, count := 0, 0, 0, 0, 0
 	var prev hclsyntax.TokenType
 	tooComplex := func(tok hclsyntax.Token, detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{
@@ -159,6 +163,14 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 	}
 	for _, tok := range tokens {
 		switch tok.Type {
+		case hclsyntax.TokenNewline, hclsyntax.TokenComment, hclsyntax.TokenStringLit, hclsyntax.TokenEOF:
+		default:
+			count++
+			if count > maxTokens {
+				return tooComplex(tok, fmt.Sprintf("A job file may hold at most %d tokens (names, values, operators, brackets); strings and comments are not counted.", maxTokens))
+			}
+		}
+		switch tok.Type {
 		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen,
 			hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc,
 			hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
@@ -166,8 +178,11 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 			if depth > maxNesting {
 				return tooComplex(tok, fmt.Sprintf("Brackets, braces and interpolations may nest at most %d deep in a job file.", maxNesting))
 			}
-			if tok.Type == hclsyntax.TokenOBrack && isPostfix(prev) {
+			switch {
+			case tok.Type == hclsyntax.TokenOBrack && isPostfix(prev):
 				ops++ // an index operation
+			case tok.Type == hclsyntax.TokenTemplateInterp || tok.Type == hclsyntax.TokenTemplateControl:
+				ops++
 			}
 		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen,
 			hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
@@ -182,7 +197,8 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 			hclsyntax.TokenQuestion, hclsyntax.TokenDot, hclsyntax.TokenEllipsis:
 			ops++
 		case hclsyntax.TokenStringLit:
-			parts++
+			// The parser splits a literal at each escaped "$${" and "%%{".
+			parts += 1 + bytes.Count(tok.Bytes, []byte("$${")) + bytes.Count(tok.Bytes, []byte("%%{"))
 			if parts > maxStringParts {
 				return tooComplex(tok, fmt.Sprintf("A job file may hold at most %d lines of heredocs and string parts. Keep long scripts in their own file and run them with command = \"/bin/sh\", args = [\"script.sh\"].", maxStringParts))
 			}

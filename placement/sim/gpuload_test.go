@@ -208,3 +208,19 @@ func TestSimulateGPUWorkloadReference(t *testing.T) {
 	}
 	t.Logf("%+v", r)
 }
+
+// The placer, scoring or first fit, runs the GPU workload to the end with
+// every decision audited by the replay.
+func TestSimulateGPUWorkloadPlan(t *testing.T) {
+	for _, ff := range []bool{false, true} {
+		t.Run(map[bool]string{false: "scoring", true: "first-fit"}[ff], func(t *testing.T) {
+			r, err := SimulateGPUWorkload(GPUWorkloadOptions{Seed: 2, Jobs: 300}, placement.Policy{Backfill: placement.EASY, FirstFit: ff}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Jobs != 300 || r.BestLinkShare <= 0 || r.GPUUtilization <= 0 {
+				t.Errorf("implausible result %+v", r)
+			}
+		})
+	}
+}
