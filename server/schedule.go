@@ -34,7 +34,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 			// max_running caps the array's tasks that run at once: only
 			// as many tasks as free slots are offered to the placer.
 			if arrayRunning[j.ArrayJobID] >= j.ArrayMaxRunning {
-				j.waitReason = "ArrayTaskLimit"
+				j.waitReason, j.reservedStart = "ArrayTaskLimit", time.Time{}
 				continue
 			}
 			arrayRunning[j.ArrayJobID]++
