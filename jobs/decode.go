@@ -86,11 +86,20 @@ func (d *decoder) integer(attr *hcl.Attribute, what string, lo, hi int64) (int, 
 	}
 	f := nv.AsBigFloat()
 	if !f.IsInt() || f.Cmp(new(big.Float).SetInt64(lo)) < 0 || f.Cmp(new(big.Float).SetInt64(hi)) > 0 {
-		d.errorf(attr.Expr.Range(), "Invalid value for "+what, "%s must be a whole number from %d to %d; got %s.", what, lo, hi, f.Text('g', 10))
+		d.errorf(attr.Expr.Range(), "Invalid value for "+what, "%s must be a whole number from %d to %d; got %s.", what, lo, hi, formatNumber(f))
 		return 0, false
 	}
 	n, _ := f.Int64()
 	return int(n), true
+}
+
+// formatNumber renders a number for messages; huge ones are not spelt out,
+// since big.Float formats them in time proportional to their exponent.
+func formatNumber(f *big.Float) string {
+	if exp := f.MantExp(nil); exp > 64 || exp < -64 {
+		return "a number out of range"
+	}
+	return f.Text('g', 10)
 }
 
 func (d *decoder) boolean(attr *hcl.Attribute, what string) (bool, bool) {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -396,10 +397,10 @@ func normaliseSignal(s string) (string, error) {
 		name = "SIG" + name
 	}
 	if name == "SIGKILL" || name == "SIGSTOP" {
-		return "", errorf("%s cannot be caught, so it cannot ask the job to checkpoint: use SIGUSR1, SIGUSR2 or SIGTERM", name)
+		return "", fmt.Errorf("%s cannot be caught, so it cannot ask the job to checkpoint: use SIGUSR1, SIGUSR2 or SIGTERM", name)
 	}
 	if !signals[name] {
-		return "", errorf("unknown signal %q: use a name such as SIGUSR1, SIGUSR2 or SIGTERM", truncate(s))
+		return "", fmt.Errorf("unknown signal %q: use a name such as SIGUSR1, SIGUSR2 or SIGTERM", truncate(s))
 	}
 	return name, nil
 }

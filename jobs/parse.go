@@ -32,6 +32,10 @@ const (
 	// Parsing and evaluating are linear in tokens otherwise, but not cheap:
 	// a budget keeps the worst file to a fraction of a second.
 	maxTokens = 65536
+	// Numbers are arbitrary precision: a long chain of products of huge
+	// literals makes numbers whose decimal text takes minutes to produce.
+	maxArithmetic = 256
+	maxNumberLen  = 64
 )
 
 var topSchema = &hcl.BodySchema{
@@ -69,6 +73,7 @@ func ParseFile(path string, vars map[string]string) (*Spec, error) {
 func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 	p := hclparse.NewParser()
 	fail := func(diags hcl.Diagnostics) (*Spec, error) {
+		sortDiags(diags)
 		return nil, &Error{Diags: diags, Files: p.Files(), filename: filename}
 	}
 	if len(src) > MaxFileSize {
@@ -146,12 +151,27 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 	return spec, nil
 }
 
+// sortDiags orders diagnostics as a reader meets them: command-line ones
+// (no location) first, then by position in the file.
+func sortDiags(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
+}
+
 // guardSource refuses inputs that would drive the recursive-descent parser
 // or the evaluator too deep. It works on tokens, so text inside strings and
 // heredocs (scripts) does not count.
 func guardSource(filename string, src []byte) hcl.Diagnostics {
 	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
-	depth, ops, refs, parts, count := 0, 0, 0, 0, 0
+	depth, ops, refs, parts, count, arith := 0, 0, 0, 0, 0, 0
 	var prev hclsyntax.TokenType
 	tooComplex := func(tok hclsyntax.Token, detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{
@@ -190,7 +210,22 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 				depth--
 			}
 		case hclsyntax.TokenPlus, hclsyntax.TokenMinus, hclsyntax.TokenStar,
-			hclsyntax.TokenSlash, hclsyntax.TokenPercent, hclsyntax.TokenBang,
+			hclsyntax.TokenSlash, hclsyntax.TokenPercent:
+			ops++
+			arith++
+			if arith > maxArithmetic {
+				return tooComplex(tok, fmt.Sprintf("A job file may hold at most %d arithmetic operators.", maxArithmetic))
+			}
+		case hclsyntax.TokenNumberLit:
+			if !saneNumber(string(tok.Bytes)) {
+				return hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Number out of range",
+					Detail:   fmt.Sprintf("Numbers in a job file must be at most %d characters and within ±1.8e308.", maxNumberLen),
+					Subject:  tok.Range.Ptr(),
+				}}
+			}
+		case hclsyntax.TokenBang,
 			hclsyntax.TokenAnd, hclsyntax.TokenOr, hclsyntax.TokenEqualOp,
 			hclsyntax.TokenNotEqual, hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq,
 			hclsyntax.TokenGreaterThan, hclsyntax.TokenGreaterThanEq,
@@ -216,6 +251,16 @@ func guardSource(filename string, src []byte) hcl.Diagnostics {
 		prev = tok.Type
 	}
 	return nil
+}
+
+// saneNumber reports whether a number's text is short and within float64
+// range, the bounds on numbers from the file and from -var.
+func saneNumber(s string) bool {
+	if len(s) > maxNumberLen {
+		return false
+	}
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
 
 // isPostfix reports whether a '[' after a token of type t indexes the value
@@ -388,7 +433,7 @@ func decodeVariable(b *hcl.Block, overrides map[string]string, diags *hcl.Diagno
 		return cty.StringVal(raw)
 	case cty.Number:
 		n, err := cty.ParseNumberVal(strings.TrimSpace(raw))
-		if err != nil {
+		if err != nil || !saneNumber(strings.TrimSpace(raw)) {
 			return bad(fmt.Sprintf("-var %s=%s: variable %q has a number default, and %q is not a number.", name, raw, name, raw))
 		}
 		return n

@@ -206,5 +206,3 @@ func formatSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

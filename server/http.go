@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -103,6 +104,14 @@ func decodeBody(r *http.Request, v any) error {
 			return refuse(http.StatusRequestEntityTooLarge, "request body over %d bytes", maxBodyBytes)
 		}
 		return refuse(http.StatusBadRequest, "malformed JSON body: %v", err)
+	}
+	// One object and nothing after it: trailing data is a malformed body.
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return refuse(http.StatusRequestEntityTooLarge, "request body over %d bytes", maxBodyBytes)
+		}
+		return refuse(http.StatusBadRequest, "malformed JSON body: unexpected data after the JSON object")
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +28,16 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 			}
 		}
 	}
+	// Pending jobs in id order: which array tasks fill the free
+	// max_running slots must not depend on map order.
+	pending := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
-		if j.State != api.StatePending || j.CancelRequested {
-			continue
+		if j.State == api.StatePending && !j.CancelRequested {
+			pending = append(pending, j)
 		}
+	}
+	sort.Slice(pending, func(a, b int) bool { return pending[a].ID < pending[b].ID })
+	for _, j := range pending {
 		if j.ArrayJobID != 0 && j.ArrayMaxRunning > 0 {
 			// max_running caps the array's tasks that run at once: only
 			// as many tasks as free slots are offered to the placer.
@@ -67,7 +75,8 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 		j.Start = &t
 		j.Alloc = st.Nodes
 		j.waitReason, j.reservedStart = "", time.Time{}
-		j.to(api.StateRunning, "", now)
+		j.to(api.StateRunning, "started on "+strings.Join(j.nodeNames(), ","), now)
+		j.Reason = "" // the start reason lives in the history only
 		started = append(started, j.ID)
 	}
 	for _, w := range dec.Waiting {
@@ -167,7 +176,7 @@ func (s *Server) Report(o api.Outcome) {
 	j.Signal = o.Signal
 	restartable := j.Restarts < j.maxRestarts()
 	switch {
-	case j.RequeueRequested && restartable && state != api.StateCompleted:
+	case j.RequeueRequested && !j.CancelRequested && restartable && state != api.StateCompleted:
 		j.requeue("stopped by the system ("+reason+"): node drained with requeue", o.End)
 		j.RequeueRequested = false
 	case o.ExitCode == 85 && j.MaxRestarts > 0 && restartable && state == api.StateFailed:

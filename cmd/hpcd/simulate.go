@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -100,6 +104,8 @@ func runSimulate(c *cli.Context) error {
 			{"CPU utilization", fmt.Sprintf("%.3f", r.Utilization)},
 			{"multi-GPU jobs", fmt.Sprint(r.MultiGPUJobs)},
 			{"on best interconnect", fmt.Sprintf("%.3f", r.BestLinkShare)},
+			{"CPU jobs on GPU nodes", fmt.Sprintf("%.3f", r.CPUJobsOnGPUNodes)},
+			{"avg wait by GPUs/node", waitsByGPUs(r.AvgWaitByGPUs)},
 			{"makespan", secs(r.Makespan)},
 			{"wall", fmt.Sprintf("%.3f s", r.Wall)},
 		})
@@ -133,6 +139,20 @@ func runSimulate(c *cli.Context) error {
 		{"makespan", secs(r.Makespan)},
 		{"wall", fmt.Sprintf("%.3f s", r.Wall)},
 	})
+}
+
+// waitsByGPUs prints "0: 12 s, 1: 40 s, ..." in GPU-count order.
+func waitsByGPUs(m map[string]float64) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(len(a), len(b))*2 + cmp.Compare(a, b) })
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %s", k, secs(m[k]))
+	}
+	return b.String()
 }
 
 func secs(s float64) string { return fmt.Sprintf("%.0f s", s) }

@@ -95,16 +95,16 @@ func TestSimulateGPUWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var m map[string]float64
+	var m map[string]any
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, k := range []string{"jobs", "avg_wait_s", "avg_bounded_slowdown", "gpu_utilization", "best_link_share", "multi_gpu_jobs", "wall_s"} {
+	for _, k := range []string{"jobs", "avg_wait_s", "avg_bounded_slowdown", "gpu_utilization", "best_link_share", "multi_gpu_jobs", "cpu_jobs_on_gpu_nodes", "avg_wait_by_gpus_s", "wall_s"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("no %q in %s", k, out)
 		}
 	}
-	if m["jobs"] != 200 {
+	if m["jobs"] != 200.0 {
 		t.Errorf("jobs = %v", m["jobs"])
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/hpc-sched/hpc/placement"
@@ -203,7 +204,13 @@ type GPUResult struct {
 	// (weakest pairwise link first, then the sum of the pairwise links).
 	MultiGPUJobs  int     `json:"multi_gpu_jobs"`
 	BestLinkShare float64 `json:"best_link_share"`
-	Wall          float64 `json:"wall_s"`
+	// CPUJobsOnGPUNodes is the share of CPU-only jobs that ran on at least
+	// one node with GPUs (where they take CPUs and memory GPU jobs need).
+	CPUJobsOnGPUNodes float64 `json:"cpu_jobs_on_gpu_nodes"`
+	// AvgWaitByGPUs is the average wait of the jobs asking for that many
+	// GPUs per node ("0" for CPU-only jobs), to see who pays for a policy.
+	AvgWaitByGPUs map[string]float64 `json:"avg_wait_by_gpus_s"`
+	Wall          float64            `json:"wall_s"`
 }
 
 // SimulateGPUWorkload generates the workload of o and replays it under
@@ -235,6 +242,8 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 		totalGPUs += len(o.Nodes[i].GPUs)
 	}
 	var gpuSec float64
+	cpuJobs, cpuOnGPU := 0, 0
+	waitSum, waitN := map[int]float64{}, map[int]int{}
 	type nodeK struct {
 		node string
 		k    int
@@ -244,6 +253,17 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 	for i, j := range o.Jobs {
 		n := j.PerNode.GPU.Count
 		gpuSec += j.Run.Seconds() * float64(n*max(j.Nodes, 1))
+		waitSum[n] += o.Placed[i].Start.Sub(j.Submit).Seconds()
+		waitN[n]++
+		if n == 0 {
+			cpuJobs++
+			for _, a := range o.Placed[i].Nodes {
+				if len(byName[a.Node].GPUs) > 0 {
+					cpuOnGPU++
+					break
+				}
+			}
+		}
 		if n < 2 {
 			continue
 		}
@@ -270,6 +290,13 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 	}
 	if r.MultiGPUJobs > 0 {
 		r.BestLinkShare = float64(onBest) / float64(r.MultiGPUJobs)
+	}
+	if cpuJobs > 0 {
+		r.CPUJobsOnGPUNodes = float64(cpuOnGPU) / float64(cpuJobs)
+	}
+	r.AvgWaitByGPUs = make(map[string]float64, len(waitN))
+	for n, c := range waitN {
+		r.AvgWaitByGPUs[strconv.Itoa(n)] = waitSum[n] / float64(c)
 	}
 	return r
 }

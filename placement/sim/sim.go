@@ -135,8 +135,8 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 			snap.Running = append(snap.Running, placement.Running{JobID: j.ID, End: now.Add(j.Walltime), Nodes: s.Nodes})
 			heap.Push(&ends, endEvent{at: now.Add(j.Run), job: i})
 		}
-		// Drop the started jobs; Plan may have reordered nothing (it must
-		// not mutate its input) but filtering by state is order-proof.
+		// Drop the started jobs by their state rather than by position,
+		// so nothing depends on the order Plan reported them in.
 		kept := snap.Pending[:0]
 		for _, pj := range snap.Pending {
 			if st.pending[st.index[pj.ID]] {
