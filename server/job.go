@@ -58,9 +58,11 @@ type job struct {
 	CancelRequested bool                  `json:"cancel_requested,omitempty"`
 	// RequeueRequested marks a job the system stops (drain with requeue):
 	// whatever its exit, it goes back to the queue while restarts remain.
-	RequeueRequested bool             `json:"requeue_requested,omitempty"`
-	Usage            *api.Usage       `json:"usage,omitempty"`
-	History          []api.Transition `json:"history"`
+	RequeueRequested bool       `json:"requeue_requested,omitempty"`
+	Usage            *api.Usage `json:"usage,omitempty"`
+	// Parts holds the outcomes of a multi-node job's parts reported so far.
+	Parts   map[string]api.Outcome `json:"parts,omitempty"`
+	History []api.Transition       `json:"history"`
 
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`

@@ -138,6 +138,7 @@ func (j *job) requeue(reason string, now time.Time) {
 	j.History = append(j.History, api.Transition{Time: now, State: api.StatePending, Reason: "requeued"})
 	j.Restarts++
 	j.Alloc = nil
+	j.Parts = nil
 	j.Start = nil
 	j.End = nil
 	j.ExitCode = nil

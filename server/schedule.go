@@ -122,8 +122,9 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 	s.mu.Lock()
 	j := s.jobs[id]
 	type part struct {
-		a   Agent
-		asg api.Assignment
+		a    Agent
+		node string
+		asg  api.Assignment
 	}
 	var parts []part
 	var missing string
@@ -133,7 +134,7 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 			missing = na.Node
 			break
 		}
-		parts = append(parts, part{a, j.assignment(na)})
+		parts = append(parts, part{a, na.Node, j.assignment(na)})
 	}
 	s.mu.Unlock()
 	if missing != "" {
@@ -142,8 +143,9 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 	}
 	for _, p := range parts {
 		if err := p.a.Launch(ctx, p.asg); err != nil {
-			s.Report(api.Outcome{JobID: id, Node: p.asg.NodeList[0], State: api.StateFailed, ExitCode: 1,
-				Reason: fmt.Sprintf("could not start: %v", err), End: time.Now()})
+			// The gang rule in Report stops the parts already launched.
+			s.Report(api.Outcome{JobID: id, Node: p.node, State: api.StateFailed, ExitCode: 1,
+				Reason: fmt.Sprintf("could not start on %s: %v", p.node, err), End: time.Now()})
 			return
 		}
 	}
@@ -163,6 +165,30 @@ func (s *Server) Report(o api.Outcome) {
 		s.mu.Unlock()
 		s.release(o)
 		return
+	}
+	if !j.onNode(o.Node) {
+		s.mu.Unlock()
+		s.log.Warn("ignoring an outcome from a node outside the job's allocation", "job", o.JobID, "node", o.Node)
+		return
+	}
+	if len(j.Alloc) > 1 {
+		var done bool
+		var stop []Agent
+		o, done, stop = s.gangPartLocked(j, o)
+		if !done {
+			s.mu.Unlock()
+			if err := s.persist(o.JobID); err != nil {
+				s.log.Error("persist part outcome", "job", o.JobID, "err", err)
+				return
+			}
+			s.release(o)
+			for _, a := range stop {
+				if err := a.Cancel(o.JobID, "another node of the job ended: "+o.Reason); err != nil {
+					s.log.Warn("stop the rest of a gang", "job", o.JobID, "err", err)
+				}
+			}
+			return
+		}
 	}
 	state, reason := o.State, o.Reason
 	if j.CancelRequested && state != api.StateCompleted {
@@ -206,4 +232,56 @@ func (s *Server) release(o api.Outcome) {
 	if err := a.Release(o.JobID); err != nil {
 		s.log.Warn("release job on agent", "job", o.JobID, "node", o.Node, "err", err)
 	}
+}
+
+// gangPartLocked records the outcome of one node's part of a multi-node
+// job. Until every part has reported it returns done=false, and the
+// agents to stop when this part is the first to fail: a gang runs
+// together or not at all. Once all parts are in, it returns the job's
+// outcome: the earliest part that did not complete (else a completed
+// one), with CPU time summed and peak memory the largest. s.mu held.
+func (s *Server) gangPartLocked(j *job, o api.Outcome) (api.Outcome, bool, []Agent) {
+	if j.Parts == nil {
+		j.Parts = map[string]api.Outcome{}
+	}
+	first := len(j.Parts) == 0 || allCompleted(j.Parts)
+	j.Parts[o.Node] = o
+	if len(j.Parts) < len(j.Alloc) {
+		var stop []Agent
+		if o.State != api.StateCompleted && first {
+			for _, a := range j.Alloc {
+				if _, ended := j.Parts[a.Node]; !ended && s.agents[a.Node] != nil {
+					stop = append(stop, s.agents[a.Node])
+				}
+			}
+		}
+		return o, false, stop
+	}
+	var out api.Outcome
+	var usage api.Usage
+	picked := false
+	for _, a := range j.Alloc {
+		p := j.Parts[a.Node]
+		usage.CPUSeconds += p.Usage.CPUSeconds
+		usage.PeakMemory = max(usage.PeakMemory, p.Usage.PeakMemory)
+		usage.ElapsedSeconds = max(usage.ElapsedSeconds, p.Usage.ElapsedSeconds)
+		if !picked || (p.State != api.StateCompleted && (out.State == api.StateCompleted || p.End.Before(out.End))) {
+			out, picked = p, true
+		}
+	}
+	if out.State != api.StateCompleted {
+		out.Reason = "on " + out.Node + ": " + out.Reason
+	}
+	out.Usage = usage
+	out.Node = o.Node // the part reporting now is the one to release
+	return out, true, nil
+}
+
+func allCompleted(parts map[string]api.Outcome) bool {
+	for _, p := range parts {
+		if p.State != api.StateCompleted {
+			return false
+		}
+	}
+	return true
 }
