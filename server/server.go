@@ -50,6 +50,7 @@ type Server struct {
 	nodes   map[string]*node
 	agents  map[string]Agent
 	changed chan struct{} // closed and replaced on every job change (long-poll waiters)
+	envs    envCache
 
 	kick chan struct{}
 }
@@ -78,6 +79,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		if err := json.Unmarshal(data, j); err != nil {
 			return fmt.Errorf("job %d: %w", id, err)
 		}
+		j.Env = s.envs.intern(j.Env)
 		s.jobs[id] = j
 		return nil
 	})

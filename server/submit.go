@@ -192,7 +192,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		GPUCount: spec.Resources.GPU.Count, GPUModel: spec.Resources.GPU.Model,
 		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink",
 		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
-		Script: spec.Task.Script, Env: env, Workdir: workdir, ArrayIndex: -1,
+		Script: spec.Task.Script, Env: s.envs.intern(env), Workdir: workdir, ArrayIndex: -1,
 	}
 	if spec.Task.Command != "" {
 		j.Argv = append([]string{spec.Task.Command}, spec.Task.Args...)
