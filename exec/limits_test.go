@@ -2,7 +2,10 @@ package exec
 
 import (
 	"errors"
+	"os"
+	osexec "os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +192,51 @@ func TestFormatBytes(t *testing.T) {
 		if got := formatBytes(in); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestDescendantsByChildrenMatchesProcScan(t *testing.T) {
+	// A small tree below this test process: sh -> sleep, sleep.
+	cmd := osexec.Command("/bin/sh", "-c", "sleep 30 & sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	self := os.Getpid()
+	var fast []int
+	var ok bool
+	for i := 0; i < 100; i++ {
+		fast, ok = descendantsByChildren(self)
+		if !ok {
+			t.Skip("kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)")
+		}
+		if len(fast) >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	slices.Sort(fast)
+	var slow []int
+	ents, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, ppid, _, err := procStat(pid); err == nil && state != 'Z' {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	queue := []int{self}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		slow = append(slow, children[p]...)
+		queue = append(queue, children[p]...)
+	}
+	slices.Sort(slow)
+	if !slices.Equal(fast, slow) || len(fast) < 3 {
+		t.Fatalf("children files found %v, /proc scan %v; want the same tree of at least 3", fast, slow)
 	}
 }
