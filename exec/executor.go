@@ -125,7 +125,7 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 	if s.Script != "" {
 		// Read by the job's user: owned by them, readable by nobody else.
 		p := filepath.Join(dir, scriptFile)
-		if err := writeFileAtomic(p, []byte(s.Script), 0o400); err != nil {
+		if err := writeFileAtomic(p, []byte(s.Script), 0o400, false); err != nil {
 			return nil, err
 		}
 		if err := os.Chown(p, int(s.UID), int(s.GID)); err != nil && os.Geteuid() == 0 {
@@ -133,7 +133,7 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 		}
 	}
 	rec := record{Spec: s, Isolation: e.iso, CgroupParent: e.cfg.CgroupParent, V2Mount: e.v2mount, KillGrace: e.cfg.KillGrace, Created: time.Now()}
-	if err := writeJSON(filepath.Join(dir, recordFile), rec); err != nil {
+	if err := writeVolatileJSON(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, err
 	}
 	if grp, err = e.drv.create(s.JobID, Limits(s)); err != nil {
@@ -156,7 +156,7 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 		err = grp.enterShim(pid)
 	}
 	if err == nil {
-		err = writeJSON(filepath.Join(dir, shimPIDFile), id)
+		err = writeVolatileJSON(filepath.Join(dir, shimPIDFile), id)
 	}
 	if err == nil {
 		_, err = release.Write([]byte{1})

@@ -185,9 +185,13 @@ func signalName(sig syscall.Signal) string {
 }
 
 // writeFileAtomic writes data to path so that readers see either the old or
-// the whole new content, also after a crash: tmp file, fsync, rename, fsync
-// of the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// the whole new content: tmp file, rename. With durable it also survives a
+// machine crash (fsync of the file before the rename, of the directory
+// after); without, only a crash of the writing process, which is all that
+// files about live processes (pids, the launch record) need: after a
+// machine crash those processes are gone anyway. Each fsync costs about a
+// millisecond on the critical path of every job.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -203,15 +207,20 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: fsync: %w", path, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: fsync: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }

@@ -116,7 +116,7 @@ func (s *shim) run(status *os.File) int {
 		s.log.Warn("shim stays in the job cgroup", "err", err)
 	}
 	if id, err := identify(pid); err == nil {
-		if err := writeJSON(filepath.Join(s.dir, jobPIDFile), id); err != nil {
+		if err := writeVolatileJSON(filepath.Join(s.dir, jobPIDFile), id); err != nil {
 			s.log.Error("cannot record job pid", "err", err)
 		}
 	}
@@ -142,7 +142,9 @@ func (s *shim) run(status *os.File) int {
 		s.log.Error("cannot write result", "err", err)
 		return 5
 	}
-	s.cleanup()
+	// The empty cgroup is removed by the agent's Release, after the server
+	// stored the outcome: exiting now reports the end sooner, and the
+	// removal (an rmdir per controller) leaves the job's critical path.
 	return 0
 }
 

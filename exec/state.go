@@ -39,11 +39,21 @@ type cancelRequest struct {
 }
 
 func writeJSON(path string, v any) error {
+	return writeJSONFile(path, v, true)
+}
+
+// writeVolatileJSON is writeJSON for files that only need to survive the
+// writer's crash, not the machine's (see writeFileAtomic).
+func writeVolatileJSON(path string, v any) error {
+	return writeJSONFile(path, v, false)
+}
+
+func writeJSONFile(path string, v any, durable bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return writeFileAtomic(path, append(b, '\n'), 0o600, durable)
 }
 
 // readJSON decodes path into v; the error wraps os.ErrNotExist when the file

@@ -218,8 +218,8 @@ func (s *Server) Report(o api.Outcome) {
 		s.log.Error("persist outcome", "job", o.JobID, "err", err)
 		return
 	}
+	s.Kick() // the freed resources may start the next job meanwhile
 	s.release(o)
-	s.Kick()
 }
 
 func (s *Server) release(o api.Outcome) {
