@@ -1,7 +1,7 @@
 package placement
 
 import (
-	"cmp"
+	"math"
 	"slices"
 	"time"
 )
@@ -20,59 +20,86 @@ import (
 // reserve books the earliest start for a blocked job and records its wait.
 // It returns false, recording a plain wait, when the job cannot be placed
 // at any known time (some resource it needs is held with no end).
+//
+// The start is found by walking the steps of the aggregate free profile
+// (agg.go) that could hold the gang, and at each checking nodes until
+// need of them fit for the whole walltime. A node's answer is kept until
+// the instant it can change (see probe), so each node is looked at about
+// once per allocation boundary it has, however many steps are walked.
 func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	c := pl.c
 	need := gangSize(j)
-	ws := c.windows[:0]
-	best := forever
+	r := &j.PerNode
+	wall := forever
+	if j.Walltime > 0 {
+		wall = int64(j.Walltime)
+	}
+	ps := c.aggScratch[:0]
+	for ci := range c.classes {
+		if k.classOK[ci] && c.classes[ci].up > 0 {
+			ps = append(ps, c.aggOf(int32(ci)))
+		}
+	}
+	c.aggScratch = ps
+	if len(ps) == 0 {
+		pl.wait(j, reason, detailFor(reason))
+		return false
+	}
+	agg := mergeAgg(&c.aggMerged, ps)
+	if len(c.rsvHi) < len(c.nodes) {
+		c.rsvHi = make([]int64, len(c.nodes))
+		c.rsvOK = make([]bool, len(c.nodes))
+	}
+	for ci := range c.classes {
+		if k.classOK[ci] {
+			for _, ni := range c.classes[ci].nodes {
+				c.rsvHi[ni] = math.MinInt64
+			}
+		}
+	}
+	n := int64(need)
+	t, found := int64(0), false
+	for i := agg.nextStart(0, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)); i >= 0; i = agg.nextStart(i+1, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)) {
+		if pl.countFit(j, k, agg.t[i], need) >= need {
+			t, found = agg.t[i], true
+			break
+		}
+	}
+	if !found {
+		pl.wait(j, reason, detailFor(reason))
+		return false
+	}
+	end := c.endOf(j, t)
+	cands := pl.rcands[:0]
 	for ci := range c.classes {
 		if !k.classOK[ci] {
 			continue
 		}
 		for _, ni := range c.classes[ci].nodes {
-			if c.nodes[ni].state != NodeUp {
+			if c.nodes[ni].state != NodeUp || !pl.fitsAt(ni, j, k, t) {
 				continue
 			}
-			if need == 1 {
-				// One node: only its earliest window matters, and none
-				// later than the best found so far.
-				before := len(ws)
-				ws = c.startWindows(ws, ni, j, k, true, best)
-				if len(ws) > before {
-					best = min(best, ws[len(ws)-1].from)
-				}
-				continue
-			}
-			ws = c.startWindows(ws, ni, j, k, false, forever)
-		}
-	}
-	c.windows = ws
-	t, ok := earliestCommon(ws, need)
-	if !ok {
-		pl.wait(j, reason, detailFor(reason))
-		return false
-	}
-	end := c.endOf(j, t)
-	cands := pl.cands[:0]
-	for _, w := range ws {
-		if w.from <= t && t < w.to {
-			a := c.availWindow(w.node, t, end, c.scratchCPU(w.node))
-			if cd, r := c.fitOn(w.node, a, j, k, pl.p.FirstFit); r == "" {
-				cands = append(cands, cd)
+			a := c.availWindow(ni, t, end, c.scratchCPU(ni))
+			if cd, why := c.fitOn(ni, a, j, k, pl.p.FirstFit); why == "" {
+				cands = append(cands, rcand{cd, c.idleBefore(ni, t, a.cpuMask, r.CPUs, cd.gpus)})
 			}
 		}
 	}
-	pl.cands = cands
+	pl.rcands = cands
 	if len(cands) < need {
-		pl.wait(j, reason, detailFor(reason)) // unreachable: the windows say they fit
+		pl.wait(j, reason, detailFor(reason)) // unreachable: countFit says they fit
 		return false
 	}
-	sortCandidates(cands)
+	// Conservative keeps name order after best fit: its reservations are
+	// recomputed every pass, and choosing by idle time (which shifts as
+	// jobs end) moves a job ahead onto nodes a later one was promised,
+	// breaking reservations on the lublin trace (TestReservationsHoldOnTrace).
+	sortReserve(cands, pl.p.Backfill == EASY)
 	names := make([]string, 0, need)
-	for _, cd := range cands[:need] {
-		a := c.availWindow(cd.node, t, end, c.scratchCPU(cd.node))
-		c.commit(cd.node, t, end, a.cpuMask, j.PerNode, cd.gpus, false)
-		names = append(names, c.nodes[cd.node].name)
+	for _, rc := range cands[:need] {
+		a := c.availWindow(rc.cd.node, t, end, c.scratchCPU(rc.cd.node))
+		c.commit(rc.cd.node, t, end, a.cpuMask, j.PerNode, rc.cd.gpus, false)
+		names = append(names, c.nodes[rc.cd.node].name)
 	}
 	slices.Sort(names)
 	at := time.Unix(0, t).In(c.loc)
@@ -86,42 +113,137 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	return true
 }
 
-// earliestCommon is the first instant covered by need windows of distinct
-// nodes (each node's windows never overlap one another).
-func earliestCommon(ws []window, need int) (int64, bool) {
-	if need == 1 {
-		t, ok := forever, false
-		for _, w := range ws {
-			if w.from < t {
-				t, ok = w.from, true
+// countFit counts Up nodes of the job's classes that can hold its share
+// for its whole walltime from t, stopping at need.
+func (pl *planner) countFit(j *Job, k *kind, t int64, need int) int {
+	c := pl.c
+	cnt := 0
+	for ci := range c.classes {
+		if !k.classOK[ci] {
+			continue
+		}
+		for _, ni := range c.classes[ci].nodes {
+			if c.nodes[ni].state == NodeUp && pl.fitsAt(ni, j, k, t) {
+				if cnt++; cnt >= need {
+					return cnt
+				}
 			}
 		}
-		return t, ok
 	}
-	type event struct {
-		t     int64
-		delta int
+	return cnt
+}
+
+// fitsAt reports whether node ni can hold j's share over [t, t+walltime),
+// reusing the node's last answer while it cannot have changed. Calls for
+// one job come with t never decreasing.
+func (pl *planner) fitsAt(ni int32, j *Job, k *kind, t int64) bool {
+	c := pl.c
+	if t < c.rsvHi[ni] {
+		return c.rsvOK[ni]
 	}
-	ev := make([]event, 0, 2*len(ws))
-	for _, w := range ws {
-		ev = append(ev, event{w.from, +1})
-		if w.to != forever {
-			ev = append(ev, event{w.to, -1})
+	end := c.endOf(j, t)
+	_, why := c.fitOn(ni, c.availWindow(ni, t, end, c.scratchCPU(ni)), j, k, true)
+	nextEnd, nextStart := c.probe(ni, t, end)
+	ok := why == ""
+	c.rsvOK[ni] = ok
+	switch {
+	case !ok:
+		// Sliding the start right only adds allocations to the window
+		// until one of those in it ends.
+		c.rsvHi[ni] = nextEnd
+	case nextStart == forever || end == forever:
+		c.rsvHi[ni] = forever
+	default:
+		// The window only loses allocations until its end reaches the
+		// next one that starts after it.
+		c.rsvHi[ni] = nextStart - (end - t) + 1
+	}
+	return ok
+}
+
+// probe returns, for the window [t0, t1) of node ni, the earliest end
+// after t0 of an allocation overlapping it and the earliest start at or
+// after t1 of one that does not yet (forever when none).
+func (c *cluster) probe(ni int32, t0, t1 int64) (nextEnd, nextStart int64) {
+	nextEnd, nextStart = forever, forever
+	for _, ai := range c.nodes[ni].allocs {
+		r := &c.running[ai]
+		switch {
+		case r.start >= t1:
+			nextStart = min(nextStart, r.start)
+		case r.end > t0:
+			nextEnd = min(nextEnd, r.end)
 		}
 	}
-	// Windows are half open: one that ends at t no longer counts at t.
-	slices.SortFunc(ev, func(a, b event) int {
-		if c := cmp.Compare(a.t, b.t); c != 0 {
-			return c
+	return nextEnd, nextStart
+}
+
+// rcand is a node that can hold a reservation, with how long the
+// resources the reservation would take sit idle before it starts.
+type rcand struct {
+	cd   candidate
+	idle int64
+}
+
+// idleBefore is how long before t the resources a reservation takes on
+// node ni (the lowest cpus positions of cpuFree, as commit takes them,
+// and gpus) have been free: t minus the latest end of an allocation that
+// holds any of them, or t minus now.
+func (c *cluster) idleBefore(ni int32, t int64, cpuFree []uint64, cpus int, gpus uint64) int64 {
+	take := c.takeScratch[:0]
+	for w := range cpuFree {
+		var m uint64
+		for f := cpuFree[w]; f != 0 && cpus > 0; f &= f - 1 {
+			m |= f & -f
+			cpus--
 		}
-		return cmp.Compare(a.delta, b.delta)
+		take = append(take, m)
+	}
+	c.takeScratch = take
+	since := c.now
+	for _, ai := range c.nodes[ni].allocs {
+		r := &c.running[ai]
+		if r.end > t || r.end <= since {
+			continue
+		}
+		hit := r.gpus&gpus != 0
+		for w := 0; !hit && w < len(take); w++ {
+			hit = r.cpus[w]&take[w] != 0
+		}
+		if hit {
+			since = r.end
+		}
+	}
+	return t - since
+}
+
+// sortReserve orders reservation candidates: the best interconnect and
+// the fragmentation tier first, as for a start now; then the node whose
+// resources would otherwise sit idle the least before the reserved start,
+// so nodes that are free now (idle the longest) are taken last and stay
+// free for backfill (EASY's "extra nodes"); then best fit, then name.
+// byIdle off skips the idle step.
+func sortReserve(cs []rcand, byIdle bool) {
+	slices.SortFunc(cs, func(a, b rcand) int {
+		x, y := a.cd.sc, b.cd.sc
+		if x.link != y.link {
+			return int(y.link) - int(x.link)
+		}
+		if x.tier != y.tier {
+			return int(x.tier) - int(y.tier)
+		}
+		if byIdle && a.idle != b.idle {
+			if a.idle < b.idle {
+				return -1
+			}
+			return 1
+		}
+		if x.less(y) {
+			return -1
+		}
+		if y.less(x) {
+			return 1
+		}
+		return int(a.cd.node) - int(b.cd.node)
 	})
-	cnt := 0
-	for i, e := range ev {
-		cnt += e.delta
-		if cnt >= need && (i+1 == len(ev) || ev[i+1].t != e.t) {
-			return e.t, true
-		}
-	}
-	return 0, false
 }

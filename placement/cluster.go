@@ -83,14 +83,20 @@ type cluster struct {
 	kinds    map[string]*kind
 	keyBuf   []byte
 
-	cpuScratch   []uint64
-	pointScratch []int64
-	allocScratch []int32
-	windows      []window
+	cpuScratch  []uint64
+	takeScratch []uint64
+
+	// Reservation search state (backfill.go, agg.go).
+	agg        []aggProfile // per class, built on first use in a pass
+	aggScratch []*aggProfile
+	aggMerged  aggProfile
+	rsvHi      []int64 // per node: its fitsAt answer holds until then
+	rsvOK      []bool
 
 	buckets       []bucket
 	bucketOf      map[stateKey]int32
 	reservedNodes []int32 // Up nodes holding a reservation, ascending
+	reservedFree  []int32 // those with a cpu or GPU free now, ascending
 }
 
 // newCluster builds the working state from a snapshot: nodes sorted by name

@@ -95,6 +95,13 @@ func (c *cluster) index(ni int32) {
 		if i, found := slices.BinarySearch(c.reservedNodes, ni); !found {
 			c.reservedNodes = slices.Insert(c.reservedNodes, i, ni)
 		}
+		i, found := slices.BinarySearch(c.reservedFree, ni)
+		switch free := n.nFreeCPU > 0 || n.freeGPU != 0; {
+		case free && !found:
+			c.reservedFree = slices.Insert(c.reservedFree, i, ni)
+		case !free && found:
+			c.reservedFree = slices.Delete(c.reservedFree, i, i+1)
+		}
 		return
 	}
 	key := c.keyOf(ni)

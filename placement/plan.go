@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"math/bits"
 	"slices"
 	"time"
 )
@@ -23,7 +24,8 @@ type planner struct {
 	jobs []Job
 	d    Decisions
 
-	cands []candidate // scratch
+	cands  []candidate // scratch
+	rcands []rcand     // scratch
 }
 
 func (pl *planner) run(order []int32) {
@@ -115,9 +117,17 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 		}
 	}
 	ignoringRes = found
-	for _, ni := range c.reservedNodes {
+	// A reserved node can only take the job if its free-now state can,
+	// so nodes with no cpu or GPU free are not even looked at (with
+	// conservative backfill nearly every node holds a reservation).
+	reserved := c.reservedFree
+	if r := &j.PerNode; r.CPUs == 0 && r.GPU.Count == 0 {
+		reserved = c.reservedNodes
+	}
+	for _, ni := range reserved {
 		n := &c.nodes[ni]
-		if !k.classOK[n.class] {
+		if !k.classOK[n.class] || n.nFreeCPU < j.PerNode.CPUs || n.freeMem < j.PerNode.Memory ||
+			bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
 			continue
 		}
 		if _, r := c.fitOn(ni, n.availNow(), j, k, pl.p.FirstFit); r == "" {
@@ -232,6 +242,9 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	}
 	for m := gpus; m != 0; m &= m - 1 {
 		na.GPUs = append(na.GPUs, n.gpus[trailingZeros(m)].ID)
+	}
+	if c.agg != nil && c.agg[n.class].built {
+		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, int64(bits.OnesCount64(gpus)))
 	}
 	if now {
 		for w := range ra.cpus {

@@ -1,10 +1,6 @@
 package placement
 
-import (
-	"cmp"
-	"math"
-	"slices"
-)
+import "math"
 
 // A node's time profile is the list of its allocations (c.running entries
 // in node.allocs), each holding cpu positions, memory and GPUs over
@@ -69,85 +65,4 @@ func (c *cluster) memUsedAt(n *node, t int64) int64 {
 		}
 	}
 	return used
-}
-
-// window is a span of start times [from, to) at which a job fits a node
-// for its whole walltime.
-type window struct {
-	node     int32
-	from, to int64
-}
-
-// startWindows appends to ws the start times at or after now at which j
-// fits node ni for its whole walltime. Feasibility only improves when some
-// allocation ends, so the candidate starts are now and those ends; from
-// each it lasts until an allocation starting later gets in the way. When
-// earliestOnly is set it stops at the first window (enough for one node).
-func (c *cluster) startWindows(ws []window, ni int32, j *Job, k *kind, earliestOnly bool, before int64) []window {
-	n := &c.nodes[ni]
-	pts := c.pointScratch[:0]
-	pts = append(pts, c.now)
-	for _, ai := range n.allocs {
-		if e := c.running[ai].end; e > c.now && e != forever {
-			pts = append(pts, e)
-		}
-	}
-	slices.Sort(pts)
-	pts = slices.Compact(pts)
-	c.pointScratch = pts
-	mask := c.scratchCPU(ni)
-	for i, t := range pts {
-		if t > before {
-			break
-		}
-		end := c.endOf(j, t)
-		if _, r := c.fitOn(ni, c.availWindow(ni, t, end, mask), j, k, true); r != "" {
-			continue
-		}
-		next := forever
-		if i+1 < len(pts) {
-			next = pts[i+1]
-		}
-		to := next
-		if !earliestOnly && end != forever {
-			// Allocations that start inside (end, next+walltime) join the
-			// window as the start slides right; the first that no longer
-			// leaves room ends the span.
-			wall := end - t
-			for _, ai := range c.startsBetween(ni, end, next, wall) {
-				s := c.running[ai].start
-				if _, r := c.fitOn(ni, c.availWindow(ni, t, s+1, mask), j, k, true); r != "" {
-					to = min(to, s-wall+1)
-					break
-				}
-			}
-		}
-		if n := len(ws); n > 0 && ws[n-1].node == ni && ws[n-1].to >= t {
-			ws[n-1].to = max(ws[n-1].to, to)
-		} else {
-			ws = append(ws, window{ni, t, to})
-		}
-		if earliestOnly {
-			break
-		}
-	}
-	return ws
-}
-
-// startsBetween lists, by start time, allocations of node ni that start in
-// [from, next+wall).
-func (c *cluster) startsBetween(ni int32, from, next, wall int64) []int32 {
-	out := c.allocScratch[:0]
-	lim := forever
-	if next != forever && next < forever-wall {
-		lim = next + wall
-	}
-	for _, ai := range c.nodes[ni].allocs {
-		if s := c.running[ai].start; s >= from && s < lim {
-			out = append(out, ai)
-		}
-	}
-	slices.SortFunc(out, func(a, b int32) int { return cmp.Compare(c.running[a].start, c.running[b].start) })
-	c.allocScratch = out
-	return out
 }

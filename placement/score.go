@@ -29,6 +29,7 @@ type candidate struct {
 type score struct {
 	link  uint8   // weakest link of the GPU set (higher is better)
 	tier  uint8   // fragmentation tier (lower is better)
+	gfit  gpuFit  // best fit on free GPU count (see gpuFit)
 	dom   float64 // leftover share of the dominant resource (lower is better)
 	total float64 // leftover shares summed over all resources (lower is better)
 	sum   int     // sum of the GPU set's links (higher is better)
@@ -43,13 +44,17 @@ const (
 
 // less reports whether a ranks before b: the best interconnect for the
 // job's GPUs first (it decides how fast the job runs), then the tier, then
-// dominant-resource best fit, then total leftover, then link sum.
+// best fit on free GPUs, then dominant-resource best fit, then total
+// leftover, then link sum.
 func (a score) less(b score) bool {
 	if a.link != b.link {
 		return a.link > b.link
 	}
 	if a.tier != b.tier {
 		return a.tier < b.tier
+	}
+	if a.gfit != b.gfit {
+		return a.gfit.less(b.gfit)
 	}
 	if a.dom != b.dom {
 		return a.dom < b.dom
@@ -58,6 +63,34 @@ func (a score) less(b score) bool {
 		return a.total < b.total
 	}
 	return a.sum > b.sum
+}
+
+// gpuFit is the GPU ranking step. Leftover shares (dom, total) divide by
+// the node's size, so 3 of 8 GPUs left looks tighter than 2 of 4 and
+// small jobs drift onto the big NVSwitch nodes, breaking them up for the
+// 8-GPU jobs that need them whole. Counting in GPUs instead, the node
+// whose free GPUs are the fewest that still hold the request wins, and
+// among equals the node with fewer GPUs in all, so large nodes stay whole
+// for the requests only they can serve. Zero for CPU-only jobs.
+type gpuFit struct {
+	left  int // free GPUs left after placing the request
+	total int // GPUs the node has
+}
+
+func (a gpuFit) less(b gpuFit) bool {
+	if a.left != b.left {
+		return a.left < b.left
+	}
+	return a.total < b.total
+}
+
+// rankGPUFit computes the gpuFit step for a request of want GPUs on a
+// node of total GPUs with free of them free.
+func rankGPUFit(want, free, total int) gpuFit {
+	if want <= 0 {
+		return gpuFit{}
+	}
+	return gpuFit{left: free - want, total: total}
 }
 
 // fitOn is the checker: can node ni give one node's share of j out of a?
@@ -113,6 +146,7 @@ func (c *cluster) rank(cd *candidate, ci int32, busy bool, a avail, j *Job) {
 	case r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !busy && a.gpus == cl.allGPUs:
 		cd.sc.tier = tierWholeNode
 	}
+	cd.sc.gfit = rankGPUFit(r.GPU.Count, bits.OnesCount64(a.gpus), len(cl.gpus))
 	var freeGPUMem, reqGPUMem int64
 	for w := a.gpus; w != 0; w &= w - 1 {
 		freeGPUMem += cl.gpus[bits.TrailingZeros64(w)].Memory
