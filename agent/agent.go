@@ -133,7 +133,8 @@ func (l *Local) watch(id uint64, h *exec.Handle) {
 func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
 	return api.Outcome{
 		JobID: id, Node: node, State: o.State, ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
-		Start: o.Start, End: o.End,
+		NeverStarted: o.NeverStarted,
+		Start:        o.Start, End: o.End,
 		Usage: api.Usage{
 			ElapsedSeconds: o.Usage.Elapsed.Seconds(),
 			CPUSeconds:     o.Usage.CPUTime.Seconds(),
@@ -207,7 +208,13 @@ func (l *Local) Reconcile(running []uint64) ([]uint64, error) {
 		h, err := l.ex.Adopt(id)
 		if err != nil {
 			if !errors.Is(err, exec.ErrUnknownJob) {
-				l.log.Warn("adopt job", "job", id, "err", err)
+				// Known but not adoptable (e.g. the isolation mode changed):
+				// it must not go on running unwatched while the server
+				// treats it as lost.
+				l.log.Warn("cannot adopt job; killing what is left of it", "job", id, "err", err)
+				if rerr := l.ex.Release(id); rerr != nil {
+					l.log.Error("kill unadoptable job", "job", id, "err", rerr)
+				}
 			}
 			lost = append(lost, id)
 			continue

@@ -44,6 +44,9 @@ type Outcome struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	Usage    Usage     `json:"usage"`
+	// NeverStarted: the job's launch was cut short before any of its code
+	// ran, so it goes back to the queue instead of failing.
+	NeverStarted bool `json:"never_started,omitempty"`
 }
 
 // NodeRegistration is what an agent tells the server about its node when

@@ -34,7 +34,7 @@ func ResolveAddr(flag string) string {
 	if env := os.Getenv(EnvAddr); env != "" {
 		return env
 	}
-	return "unix://" + DefaultSocketPath()
+	return "unix://" + ClientSocketPath()
 }
 
 // Client speaks the /v1 API to one hpcd. It is safe for concurrent use.
@@ -69,6 +69,9 @@ func NewClient(addr string) (*Client, error) {
 		}
 		tr := &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				if err := CheckSocketPath(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return nil, fmt.Errorf("refusing to talk to %s: %w", sock, err)
+				}
 				var d net.Dialer
 				return d.DialContext(ctx, "unix", sock)
 			},
@@ -88,6 +91,11 @@ func NewClient(addr string) (*Client, error) {
 	}
 	if u.Host == "" {
 		return nil, bad("no host")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		// The client sends the user's whole environment: never in clear
+		// over a network.
+		return nil, bad("plain http only to a loopback address; use https")
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, bad("no path is allowed after host:port")
@@ -324,4 +332,12 @@ func decodeError(status int, raw []byte) *APIError {
 	}
 	e.Message = fmt.Sprintf("server answered %d: %s", status, text)
 	return e
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

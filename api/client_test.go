@@ -45,13 +45,15 @@ func TestNewClientAddresses(t *testing.T) {
 	}{
 		{addr: "unix:///run/hpc/hpcd.sock", base: "http://hpcd"},
 		{addr: "/run/hpc/hpcd.sock", base: "http://hpcd"},
-		{addr: "http://head:8080", base: "http://head:8080"},
+		{addr: "http://127.0.0.1:8080", base: "http://127.0.0.1:8080"},
+		{addr: "http://localhost:8080", base: "http://localhost:8080"},
+		{addr: "http://head:8080", wantErr: "plain http only to a loopback"},
 		{addr: "https://head:8443/", base: "https://head:8443"},
 		{addr: "unix://relative.sock", wantErr: "must be absolute"},
 		{addr: "unix://", wantErr: "must be absolute"},
 		{addr: "ftp://head:21", wantErr: "unknown scheme"},
 		{addr: "http://", wantErr: "no host"},
-		{addr: "http://head:80/v1", wantErr: "no path"},
+		{addr: "https://head:80/v1", wantErr: "no path"},
 		{addr: "head:8080", wantErr: "unknown scheme"},
 	}
 	for _, tt := range tests {
@@ -277,5 +279,48 @@ func TestUnavailableOtherCause(t *testing.T) {
 	want := "cannot reach hpcd at unix:///x.sock (permission denied): start one with `hpcd dev`, or set HPC_ADDR / --addr"
 	if e.Error() != want {
 		t.Errorf("message = %q, want %q", e.Error(), want)
+	}
+}
+
+func TestCheckSocketPathRefusesOthersPlaces(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create files owned by another user")
+	}
+	base := t.TempDir()
+	mine := filepath.Join(base, "mine")
+	theirs := filepath.Join(base, "theirs")
+	open := filepath.Join(base, "open")
+	for _, d := range []string{mine, theirs, open} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(mine, "planted.sock")
+	if err := os.WriteFile(planted, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(planted, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path    string
+		wantErr string
+	}{
+		{filepath.Join(mine, "hpcd.sock"), ""},
+		{filepath.Join(theirs, "hpcd.sock"), "belongs to uid 65534"},
+		{filepath.Join(open, "hpcd.sock"), "writable by every user"},
+		{planted, "belongs to uid 65534"},
+	}
+	for _, tt := range tests {
+		err := CheckSocketPath(tt.path)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckSocketPath(%s) = %v, want %q", tt.path, err, tt.wantErr)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Routes of the /v1 API. {id} is a decimal job id, {name} a node name.
@@ -29,12 +30,15 @@ type DrainRequest struct {
 // EnvAddr names the environment variable that overrides the server address.
 const EnvAddr = "HPC_ADDR"
 
-// DefaultSocketPath is where `hpcd dev` listens and `hpcsub` looks when
-// neither --addr nor $HPC_ADDR says otherwise: /run/hpc/hpcd.sock for
-// root, else $XDG_RUNTIME_DIR/hpc/hpcd.sock, else /tmp/hpc-<uid>/hpcd.sock.
+// SystemSocketPath is where a root `hpcd dev` (or a site's server) listens.
+const SystemSocketPath = "/run/hpc/hpcd.sock"
+
+// DefaultSocketPath is where `hpcd dev` listens when neither --listen says
+// otherwise: /run/hpc/hpcd.sock for root, else
+// $XDG_RUNTIME_DIR/hpc/hpcd.sock, else /tmp/hpc-<uid>/hpcd.sock.
 func DefaultSocketPath() string {
 	if os.Geteuid() == 0 {
-		return "/run/hpc/hpcd.sock"
+		return SystemSocketPath
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "hpc", "hpcd.sock")
@@ -56,4 +60,45 @@ func DefaultDataDir() string {
 		return filepath.Join(os.TempDir(), fmt.Sprintf("hpc-%d", os.Getuid()), "data")
 	}
 	return filepath.Join(home, ".local", "share", "hpc")
+}
+
+// ClientSocketPath is where clients look without --addr or $HPC_ADDR: the
+// system daemon's socket when there is one (users talk to root's cluster),
+// else the caller's own `hpcd dev`.
+func ClientSocketPath() string {
+	if _, err := os.Stat(SystemSocketPath); err == nil {
+		return SystemSocketPath
+	}
+	return DefaultSocketPath()
+}
+
+// CheckSocketPath refuses a socket that another local user could have put
+// there: its directory must belong to root or the caller and not be
+// writable by others (unless sticky, like /tmp), and the socket itself must
+// belong to root or the caller. Clients send their whole environment to
+// the server, so talking to an impostor would leak it; a server must not
+// listen where an impostor could replace it.
+func CheckSocketPath(path string) error {
+	me := uint32(os.Geteuid())
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if sys.Uid != 0 && sys.Uid != me {
+		return fmt.Errorf("%s belongs to uid %d, not to root or you", dir, sys.Uid)
+	}
+	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("%s is writable by every user", dir)
+	}
+	if lst, err := os.Lstat(path); err == nil {
+		if ls, ok := lst.Sys().(*syscall.Stat_t); ok && ls.Uid != 0 && ls.Uid != me {
+			return fmt.Errorf("%s belongs to uid %d, not to root or you", path, ls.Uid)
+		}
+	}
+	return nil
 }

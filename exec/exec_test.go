@@ -431,3 +431,19 @@ func TestCgroupV2Limits(t *testing.T) {
 		t.Errorf("job pid %d not in its cgroup (procs %q)", h.PID(), procs)
 	}
 }
+
+// A FIFO named as output must not hang the job's start (and with it the
+// agent's launch): only regular files are taken.
+func TestOutputFIFORefused(t *testing.T) {
+	t.Parallel()
+	te := newTestExecutor(t, "")
+	s := te.spec("echo hi")
+	s.Stdout = filepath.Join(te.dir, "fifo")
+	if err := unix.Mkfifo(s.Stdout, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	o := te.run(t, s)
+	if o.State != StateFailed || !strings.Contains(o.Reason, s.Stdout) {
+		t.Errorf("outcome %+v, want FAILED naming the FIFO", o)
+	}
+}

@@ -107,8 +107,27 @@ func openOutput(path string) (int, error) {
 	if path == "" {
 		path = os.DevNull
 	}
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	// O_NONBLOCK: a FIFO (or device) named as output must not block the
+	// job's start forever; only regular files (and /dev/null) are taken.
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o644)
 	if err != nil {
+		return -1, fmt.Errorf("%s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG && path != os.DevNull {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: not a regular file", path)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
 		return -1, fmt.Errorf("%s: %w", path, err)
 	}
 	return fd, nil

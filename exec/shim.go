@@ -79,8 +79,15 @@ func runShim(dir string) int {
 	status := os.NewFile(3, "status")
 	var b [1]byte
 	if n, _ := os.Stdin.Read(b[:]); n != 1 {
-		// The agent died before it released us: never start the job.
+		// The agent died before it released us: never start the job, and
+		// say so, so that the job can be queued again rather than failed.
 		log.Warn("not released by the agent; exiting without starting the job")
+		now := time.Now()
+		o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: now, End: now, NeverStarted: true,
+			Reason: "the agent stopped before the job started"}
+		if err := writeJSON(filepath.Join(dir, resultFile), o); err != nil {
+			log.Error("cannot write result", "err", err)
+		}
 		return 3
 	}
 	os.Stdin.Close()

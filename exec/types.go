@@ -102,4 +102,8 @@ type Outcome struct {
 	Start    time.Time
 	End      time.Time
 	Usage    Usage
+	// NeverStarted is set when not one instruction of the job ran (its
+	// launch was cut short, e.g. the agent died before releasing the shim):
+	// the job may safely run elsewhere or again.
+	NeverStarted bool `json:",omitempty"`
 }

@@ -29,6 +29,8 @@ type fakeAgent struct {
 	reconciled [][]uint64
 	lost       map[uint64]bool // Reconcile reports these as gone
 	launchErr  error
+	// onLaunch, when set, runs inside Launch before it returns.
+	onLaunch func(a api.Assignment)
 	// onCancel, when set, runs (outside the server's lock) after a Cancel
 	// is recorded: tests use it to report the kill's outcome.
 	onCancel func(id uint64)
@@ -41,6 +43,9 @@ func (f *fakeAgent) Launch(_ context.Context, a api.Assignment) error {
 		return f.launchErr
 	}
 	f.launched = append(f.launched, a)
+	if f.onLaunch != nil {
+		f.onLaunch(a)
+	}
 	return nil
 }
 
@@ -208,7 +213,10 @@ func (h *harness) submit(src string) []uint64 {
 	return resp.IDs
 }
 
-func (h *harness) schedule() { h.srv.scheduleOnce(context.Background(), time.Now()) }
+func (h *harness) schedule() {
+	h.srv.scheduleOnce(context.Background(), time.Now())
+	h.srv.launches.Wait()
+}
 
 // job returns a copy of the server's record of id.
 func (h *harness) job(id uint64) job {

@@ -100,7 +100,7 @@ func (s *Server) endLost(id uint64, reason string, now time.Time) {
 		j.to(api.StateCancelled, "cancelled by user; "+reason, now)
 	} else if j.Requeue && j.Restarts < j.maxRestarts() {
 		j.History = append(j.History, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
-		j.requeue(reason, now)
+		j.requeue(reason, now, true)
 	} else {
 		j.to(api.StateNodeFail, reason, now)
 	}
@@ -130,13 +130,16 @@ func (j *job) maxRestarts() int {
 }
 
 // requeue moves a job that the system stopped back to PENDING through
-// REQUEUED, both transitions stored.
-func (j *job) requeue(reason string, now time.Time) {
+// REQUEUED, both transitions stored. A run that started counts against the
+// job's restarts; one cut short before any of its code ran does not.
+func (j *job) requeue(reason string, now time.Time, started bool) {
 	j.State = api.StateRequeued
 	j.History = append(j.History, api.Transition{Time: now, State: api.StateRequeued, Reason: reason})
 	j.State = api.StatePending
 	j.History = append(j.History, api.Transition{Time: now, State: api.StatePending, Reason: "requeued"})
-	j.Restarts++
+	if started {
+		j.Restarts++
+	}
 	j.Alloc = nil
 	j.Parts = nil
 	j.Start = nil
@@ -283,11 +286,43 @@ func (s *Server) requeueNode(name string) {
 		}
 	}
 	s.mu.Unlock()
+	// Durable first, as with a user's cancel: after a crash the stop is
+	// still a requeue, not a cancellation.
+	if err := s.persist(ids...); err != nil {
+		s.log.Error("persist drain requeue", "err", err)
+		return
+	}
 	for _, id := range ids {
 		if a != nil {
 			if err := a.Cancel(id, "node drained with requeue"); err != nil {
 				s.log.Warn("stop job for drain", "job", id, "err", err)
 			}
 		}
+	}
+}
+
+// EndJobsOnNodesWithoutAgent ends the RUNNING jobs of every node that has
+// no agent now. `hpcd dev` calls it once its only agent is attached: a
+// node of another name (the host was renamed, or --node-name changed)
+// will never come back to report them.
+func (s *Server) EndJobsOnNodesWithoutAgent(reason string) {
+	s.mu.Lock()
+	var ids []uint64
+	for id, j := range s.jobs {
+		if j.State != api.StateRunning {
+			continue
+		}
+		for _, a := range j.Alloc {
+			if _, ok := s.agents[a.Node]; !ok {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(ids, func(i, k int) bool { return ids[i] < ids[k] })
+	now := time.Now()
+	for _, id := range ids {
+		s.endLost(id, reason, now)
 	}
 }

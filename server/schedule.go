@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
@@ -100,21 +99,25 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 			j := s.jobs[id]
 			j.State, j.Alloc, j.Start = api.StatePending, nil, nil
 			j.History = j.History[:len(j.History)-1]
+			if j.CancelRequested {
+				// Cancelled meanwhile: the scheduler skips such jobs, so
+				// end it here or it would wait forever.
+				j.to(api.StateCancelled, "cancelled by user", time.Now())
+			}
 		}
 		s.mu.Unlock()
 		return
 	}
-	// Launches fork shims and create cgroups: run them side by side so
-	// one pass's starts don't queue behind each other.
-	var wg sync.WaitGroup
+	// Launches fork shims and create cgroups: run them side by side, and
+	// never make the scheduling loop wait for one (a launch that hangs must
+	// not stop every other job from starting).
 	for _, id := range started {
-		wg.Add(1)
+		s.launches.Add(1)
 		go func() {
-			defer wg.Done()
+			defer s.launches.Done()
 			s.launch(ctx, id)
 		}()
 	}
-	wg.Wait()
 }
 
 // launch hands a started job to the agents of its nodes.
@@ -147,6 +150,16 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 			s.Report(api.Outcome{JobID: id, Node: p.node, State: api.StateFailed, ExitCode: 1,
 				Reason: fmt.Sprintf("could not start on %s: %v", p.node, err), End: time.Now()})
 			return
+		}
+		// A cancel that arrived while the job was being launched found no
+		// process to kill yet: send it now that there is one.
+		s.mu.Lock()
+		cancel := j.CancelRequested
+		s.mu.Unlock()
+		if cancel {
+			if err := p.a.Cancel(id, "cancelled by user"); err != nil {
+				s.log.Warn("cancel after launch", "job", id, "err", err)
+			}
 		}
 	}
 }
@@ -202,11 +215,14 @@ func (s *Server) Report(o api.Outcome) {
 	j.Signal = o.Signal
 	restartable := j.Restarts < j.maxRestarts()
 	switch {
+	case o.NeverStarted && !j.CancelRequested:
+		// Nothing of it ran: back to the queue, without using a restart.
+		j.requeue("never started: "+reason, o.End, false)
 	case j.RequeueRequested && !j.CancelRequested && restartable && state != api.StateCompleted:
-		j.requeue("stopped by the system ("+reason+"): node drained with requeue", o.End)
+		j.requeue("stopped by the system ("+reason+"): node drained with requeue", o.End, true)
 		j.RequeueRequested = false
 	case o.ExitCode == 85 && j.MaxRestarts > 0 && restartable && state == api.StateFailed:
-		j.requeue("exit code 85: checkpoint saved, run again", o.End)
+		j.requeue("exit code 85: checkpoint saved, run again", o.End, true)
 	default:
 		j.to(state, reason, o.End)
 	}
@@ -218,8 +234,10 @@ func (s *Server) Report(o api.Outcome) {
 		s.log.Error("persist outcome", "job", o.JobID, "err", err)
 		return
 	}
-	s.Kick() // the freed resources may start the next job meanwhile
+	// Release first: a requeued job (exit 85, drain) may start again on
+	// the same node, which needs the old run's state gone.
 	s.release(o)
+	s.Kick()
 }
 
 func (s *Server) release(o api.Outcome) {

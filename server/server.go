@@ -52,7 +52,8 @@ type Server struct {
 	changed chan struct{} // closed and replaced on every job change (long-poll waiters)
 	envs    envCache
 
-	kick chan struct{}
+	kick     chan struct{}
+	launches sync.WaitGroup // launches in flight, joined at shutdown
 }
 
 // New loads every stored job and node. Jobs that were RUNNING stay so
@@ -143,10 +144,11 @@ func (s *Server) persist(ids ...uint64) error {
 	})
 }
 
-// Run schedules until ctx ends.
+// Run schedules until ctx ends, then waits for the launches it started.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
+	defer s.launches.Wait()
 	for {
 		select {
 		case <-ctx.Done():

@@ -101,23 +101,6 @@ func (s *Store) CreateJobs(n int, build func(id uint64, i int) ([]byte, error)) 
 	return ids, nil
 }
 
-// PutJobs durably replaces the records of existing jobs.
-func (s *Store) PutJobs(recs map[uint64][]byte) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketJobs)
-		for id, data := range recs {
-			if err := b.Put(idKey(id), data); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store job updates: %w", err)
-	}
-	return nil
-}
-
 // WriteJobs durably stores the records that encode returns for ids,
 // encoding inside the write transaction: when two writers race on one
 // job, the later commit encodes later and so always carries the newer

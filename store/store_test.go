@@ -23,7 +23,7 @@ func TestCreateJobsSurvivesReopen(t *testing.T) {
 	if fmt.Sprint(ids) != "[1 2 3]" {
 		t.Fatalf("ids = %v, want [1 2 3]", ids)
 	}
-	if err := s.PutJobs(map[uint64][]byte{2: []byte("changed")}); err != nil {
+	if err := s.WriteJobs([]uint64{2}, func(uint64) ([]byte, bool, error) { return []byte("changed"), true, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,8 +82,18 @@ func runDev(parent context.Context, o devOptions) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	o.dataDir = dataDir
+	// 0711: job users must reach their own files in exec/<id>/ (a script
+	// job's job.sh), but nobody may list what is here.
+	if err := os.MkdirAll(o.dataDir, 0o711); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.Chmod(o.dataDir, 0o711); err != nil {
+		return fmt.Errorf("open data directory to job users: %w", err)
 	}
 	st, err := store.Open(filepath.Join(o.dataDir, "hpc.db"))
 	if err != nil {
@@ -96,7 +108,12 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
-	excfg := exec.Config{StateDir: filepath.Join(o.dataDir, "exec"), AllowRoot: true, ShimPath: shimBeside(log)}
+	excfg := exec.Config{
+		StateDir:     filepath.Join(o.dataDir, "exec"),
+		CgroupParent: cgroupParent(o.dataDir),
+		AllowRoot:    true,
+		ShimPath:     shimBeside(log),
+	}
 	if o.isolation == "none" {
 		excfg.Isolation = exec.IsolationNone
 	} else if o.isolation != "auto" {
@@ -131,13 +148,17 @@ func runDev(parent context.Context, o devOptions) error {
 	if err := srv.AttachAgent(reg, ag); err != nil {
 		return err
 	}
+	// One node only: jobs recorded on a node of another name (the host was
+	// renamed, --node-name changed) have nobody left to report them.
+	srv.EndJobsOnNodesWithoutAgent("its node is not part of this one-machine cluster any more")
 
 	ln, err := listenUnix(o.listen)
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Run(ctx)
+	ran := make(chan struct{})
+	go func() { srv.Run(ctx); close(ran) }()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("hpcd dev ready", "socket", ln.Addr().String(), "data_dir", o.dataDir, "node", name,
@@ -153,6 +174,7 @@ func runDev(parent context.Context, o devOptions) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx)
+	<-ran // no pass or launch may touch the store after it closes
 	stopAgent()
 	os.Remove(ln.Addr().String())
 	return nil
@@ -179,6 +201,14 @@ func shimBeside(log *slog.Logger) string {
 	return p
 }
 
+// cgroupParent names this daemon's cgroup subtree after its data
+// directory: two daemons on one host (tests do this) number their jobs
+// from 1 each, and must never share hpc/job-1.
+func cgroupParent(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return "hpc/" + hex.EncodeToString(sum[:4])
+}
+
 // memoryReserve is what the node keeps for the system and the daemon.
 func memoryReserve(total int64) int64 {
 	r := total / 20
@@ -197,11 +227,21 @@ func listenUnix(addr string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
+	if err := api.CheckSocketPath(path); err != nil {
+		return nil, fmt.Errorf("refusing to listen on %s: %w", path, err)
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("another hpcd is already listening on %s", path)
 	}
-	os.Remove(path)
+	// Replace only a dead daemon's socket, never a file that happens to be
+	// at the path.
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("--listen %s: the path exists and is not a socket", path)
+		}
+		os.Remove(path)
+	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)

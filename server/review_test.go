@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+)
+
+// A launch cut short before any of the job ran (the agent died before
+// releasing the shim) puts the job back in the queue without using one
+// of its restarts.
+func TestNeverStartedGoesBackToTheQueue(t *testing.T) {
+	h := newHarness(t, testConfig())
+	id := h.submit(jobSrc(""))[0]
+	h.schedule()
+	h.srv.Report(api.Outcome{JobID: id, Node: h.reg.Name, State: api.StateFailed, ExitCode: 2,
+		Reason: "the agent stopped before the job started", NeverStarted: true})
+	j := h.job(id)
+	if j.State != api.StatePending || j.Restarts != 0 {
+		t.Fatalf("state %s restarts %d, want PENDING with 0 restarts", j.State, j.Restarts)
+	}
+	checkHistory(t, j, api.StatePending, api.StateRunning, api.StateRequeued, api.StatePending)
+	h.schedule()
+	if st := h.state(id); st != api.StateRunning {
+		t.Fatalf("requeued job is %s after a pass, want RUNNING again", st)
+	}
+}
+
+// A cancel that lands while the job is being launched (the agent has no
+// process to kill yet) is sent again once the launch is done.
+func TestCancelDuringLaunchIsNotLost(t *testing.T) {
+	h := newHarness(t, testConfig())
+	id := h.submit(jobSrc(""))[0]
+	h.agent.onLaunch = func(a api.Assignment) {
+		h.srv.mu.Lock()
+		h.srv.jobs[a.JobID].CancelRequested = true
+		h.srv.mu.Unlock()
+	}
+	h.srv.scheduleOnce(context.Background(), time.Now())
+	h.srv.launches.Wait()
+	if !slices.Contains(h.agent.cancelled(), id) {
+		t.Fatalf("cancel requested during the launch was never sent to the agent (cancels %v)", h.agent.cancelled())
+	}
+}
