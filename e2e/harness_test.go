@@ -28,6 +28,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// Tests run hpcsub as other users too.
+	os.Chmod(dir, 0o755)
 	for _, cmd := range []string{"hpcd", "hpcsub", "hpc-shim"} {
 		b := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../cmd/"+cmd)
 		b.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
@@ -61,10 +63,16 @@ func startCluster(t testing.TB, extra ...string) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	// Other users (tests submit as nobody) must reach the work directory
+	// and the socket; temporary directories are made 0700.
+	for _, d := range []string{filepath.Dir(base), base, sockDir} {
+		os.Chmod(d, 0o755)
+	}
 	c := &cluster{t: t, dataDir: filepath.Join(base, "data"), sock: filepath.Join(sockDir, "s"), work: filepath.Join(base, "work"), extra: extra}
 	if err := os.MkdirAll(c.work, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	os.Chmod(c.work, 0o777) // past the umask: jobs of other users write here
 	c.start()
 	t.Cleanup(c.stop)
 	return c

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +234,47 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("condition not met within %v", timeout)
+}
+
+// An ordinary user submits through the socket (identified by SO_PEERCRED)
+// and the job, a script, runs as that user, not as the daemon's root.
+func TestJobRunsAsTheSubmitter(t *testing.T) {
+	c := startCluster(t)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	file := c.writeJob("whoami.hcl", `job "whoami" {
+  walltime = "1m"
+  task {
+    script = <<-EOT
+      id -u
+      touch mine
+    EOT
+  }
+}`)
+	os.Chmod(file, 0o644)
+	out, errOut, code := c.hpcsubAs(nobody, "submit", "--wait", file)
+	if code != 0 {
+		t.Fatalf("submit --wait as nobody: exit %d: %s%s", code, out, errOut)
+	}
+	var id uint64
+	fmt.Sscan(strings.TrimSpace(out), &id)
+	b, err := os.ReadFile(filepath.Join(c.work, fmt.Sprintf("hpc-%d.out", id)))
+	if err != nil || strings.TrimSpace(string(b)) != "65534" {
+		t.Fatalf("job printed %q (%v), want uid 65534", b, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(c.work, "mine"), &st); err != nil || st.Uid != 65534 {
+		t.Fatalf("file made by the job: owner %d (%v), want 65534", st.Uid, err)
+	}
+	// Root sees the job as nobody's; nobody may not touch root's jobs.
+	if j := c.show(id); j.User != "nobody" || j.UID != 65534 {
+		t.Errorf("job owner %s/%d, want nobody/65534", j.User, j.UID)
+	}
+	rootJob := c.submit(c.writeJob("root.hcl", `job "r" {
+  walltime = "1m"
+  task { script = "true" }
+}`))
+	_, errOut, code = c.hpcsubAs(nobody, "cancel", fmt.Sprint(rootJob))
+	if code != 1 || !strings.Contains(errOut, "another user") {
+		t.Errorf("nobody cancelling root's job: exit %d, %q; want exit 1 saying it is another user's", code, errOut)
+	}
 }
