@@ -78,7 +78,7 @@ func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
 		AllGPUMinors: l.allMinors,
 		NodeList:     a.NodeList, ArrayIndex: a.ArrayIndex, RestartCount: a.RestartCount,
 		CheckpointDir: a.CheckpointDir,
-		Walltime:      a.Walltime, WarnBefore: a.WarnBefore,
+		Walltime:      a.Walltime, WarnBefore: a.WarnBefore, Umask: a.Umask,
 	}
 	for _, idx := range a.GPUs {
 		minor, ok := l.minors[idx]

@@ -31,6 +31,7 @@ type Assignment struct {
 	Walltime      time.Duration `json:"walltime"`
 	WarnSignal    string        `json:"warn_signal,omitempty"`
 	WarnBefore    time.Duration `json:"warn_before,omitempty"`
+	Umask         uint32        `json:"umask"`
 }
 
 // Outcome is how a job's part on one node ended, as its agent reports it.

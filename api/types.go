@@ -38,6 +38,9 @@ type SubmitRequest struct {
 	Vars     map[string]string `json:"vars,omitempty"`
 	Env      map[string]string `json:"env,omitempty"` // submitter's environment
 	Cwd      string            `json:"cwd"`           // absolute; default workdir and output base
+	// Umask is the submitter's file mode mask (as Slurm propagates it), so
+	// output files are as private as the user's own; nil means 022.
+	Umask *uint32 `json:"umask,omitempty"`
 }
 
 // SubmitResponse names the jobs created (several for an array).

@@ -278,3 +278,24 @@ func TestJobRunsAsTheSubmitter(t *testing.T) {
 		t.Errorf("nobody cancelling root's job: exit %d, %q; want exit 1 saying it is another user's", code, errOut)
 	}
 }
+
+// The submitter's umask reaches the job: with 077 its output is private.
+func TestOutputFollowsTheSubmittersUmask(t *testing.T) {
+	c := startCluster(t)
+	file := c.writeJob("private.hcl", `job "private" {
+  walltime = "1m"
+  task { script = "echo secret" }
+}`)
+	old := syscall.Umask(0o077)
+	out, errOut, code := c.hpcsub("submit", "--wait", file)
+	syscall.Umask(old)
+	if code != 0 {
+		t.Fatalf("submit: exit %d: %s", code, errOut)
+	}
+	var id uint64
+	fmt.Sscan(strings.TrimSpace(out), &id)
+	st, err := os.Stat(filepath.Join(c.work, fmt.Sprintf("hpc-%d.out", id)))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("output mode %v (%v), want -rw------- under umask 077", st.Mode().Perm(), err)
+	}
+}

@@ -32,6 +32,7 @@ type initConfig struct {
 	Stdout    string   `json:"stdout"`
 	Stderr    string   `json:"stderr"`
 	DataLimit uint64   `json:"data_limit,omitempty"` // RLIMIT_DATA bytes; 0 = none
+	Umask     uint32   `json:"umask"`
 }
 
 func runInit() int {
@@ -52,6 +53,10 @@ func runInit() int {
 	if len(cfg.Argv) == 0 {
 		return fail(exitSetupFailed, "empty command")
 	}
+
+	// The submitter's umask, before any file is created: outputs are as
+	// private as the user's own files, and so is whatever the job writes.
+	unix.Umask(int(cfg.Umask & 0o777))
 
 	// Opened by the user's own process: the kernel checks the user's rights,
 	// so no path, symlink or race can make us write where the user could not.

@@ -82,6 +82,7 @@ type Spec struct {
 	RestartCount  int
 	CheckpointDir string
 
+	Umask      uint32        // file mode mask of the job's processes (output files too)
 	Walltime   time.Duration // 0 = none
 	WarnSignal syscall.Signal
 	WarnBefore time.Duration

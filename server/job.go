@@ -45,6 +45,7 @@ type job struct {
 	MaxRestarts     int           `json:"max_restarts,omitempty"`
 	WarnSignal      string        `json:"warn_signal,omitempty"`
 	WarnBefore      time.Duration `json:"warn_before,omitempty"`
+	Umask           uint32        `json:"umask"`
 
 	State           string                `json:"state"`
 	Reason          string                `json:"reason,omitempty"`
@@ -201,5 +202,6 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		Walltime:     j.Walltime,
 		WarnSignal:   j.WarnSignal,
 		WarnBefore:   j.WarnBefore,
+		Umask:        j.Umask,
 	}
 }

@@ -193,6 +193,10 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink",
 		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
 		Script: spec.Task.Script, Env: s.envs.intern(env), Workdir: workdir, ArrayIndex: -1,
+		Umask: 0o022,
+	}
+	if req.Umask != nil {
+		j.Umask = *req.Umask & 0o777
 	}
 	if spec.Task.Command != "" {
 		j.Argv = append([]string{spec.Task.Command}, spec.Task.Args...)

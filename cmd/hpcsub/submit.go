@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/jobs"
@@ -146,6 +147,7 @@ func (e *env) submit(c *cli.Context) error {
 		Vars:     vars,
 		Env:      environ(),
 		Cwd:      cwd,
+		Umask:    currentUmask(),
 	}
 	ctx, cancel := e.request()
 	resp, err := cl.Submit(ctx, req)
@@ -196,4 +198,13 @@ func environ() map[string]string {
 		}
 	}
 	return env
+}
+
+// currentUmask reads the process's umask (the only way is to set it), so
+// the job's files get the same privacy as files the user makes here.
+func currentUmask() *uint32 {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	u := uint32(m)
+	return &u
 }
