@@ -299,3 +299,36 @@ func TestOutputFollowsTheSubmittersUmask(t *testing.T) {
 		t.Fatalf("output mode %v (%v), want -rw------- under umask 077", st.Mode().Perm(), err)
 	}
 }
+
+// Exit code 85 means "checkpoint saved, run me again": the job is requeued,
+// finds its state in HPC_CHECKPOINT_DIR and knows its restart count.
+func TestCheckpointRestartWithExit85(t *testing.T) {
+	c := startCluster(t)
+	file := c.writeJob("resume.hcl", `job "resume" {
+  walltime = "1m"
+  checkpoint {
+    max_restarts = 2
+  }
+  task {
+    script = <<-EOT
+      echo "run $HPC_RESTART_COUNT" >> "$HPC_CHECKPOINT_DIR/log"
+      if [ "$HPC_RESTART_COUNT" = 0 ]; then exit 85; fi
+      cat "$HPC_CHECKPOINT_DIR/log"
+    EOT
+  }
+}`)
+	out, errOut, code := c.hpcsub("submit", "--wait", file)
+	if code != 0 {
+		t.Fatalf("submit --wait: exit %d: %s", code, errOut)
+	}
+	var id uint64
+	fmt.Sscan(strings.TrimSpace(out), &id)
+	j := c.show(id)
+	if j.State != api.StateCompleted || j.Restarts != 1 {
+		t.Fatalf("ended %s after %d restarts, want COMPLETED after 1", j.State, j.Restarts)
+	}
+	b, _ := os.ReadFile(filepath.Join(c.work, fmt.Sprintf("hpc-%d.out", id)))
+	if string(b) != "run 0\nrun 1\n" {
+		t.Fatalf("output %q, want both runs' lines from the checkpoint directory", b)
+	}
+}

@@ -33,6 +33,8 @@ type initConfig struct {
 	Stderr    string   `json:"stderr"`
 	DataLimit uint64   `json:"data_limit,omitempty"` // RLIMIT_DATA bytes; 0 = none
 	Umask     uint32   `json:"umask"`
+	// CheckpointDir is created (as the user) when set.
+	CheckpointDir string `json:"checkpoint_dir,omitempty"`
 }
 
 func runInit() int {
@@ -57,6 +59,13 @@ func runInit() int {
 	// The submitter's umask, before any file is created: outputs are as
 	// private as the user's own files, and so is whatever the job writes.
 	unix.Umask(int(cfg.Umask & 0o777))
+
+	// The checkpoint directory is made by the user too, so it is theirs.
+	if cfg.CheckpointDir != "" {
+		if err := os.MkdirAll(cfg.CheckpointDir, 0o777); err != nil {
+			return fail(exitSetupFailed, "create checkpoint directory: %v", err)
+		}
+	}
 
 	// Opened by the user's own process: the kernel checks the user's rights,
 	// so no path, symlink or race can make us write where the user could not.

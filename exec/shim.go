@@ -171,7 +171,7 @@ func (s *shim) cleanup() {
 // exits with 1, 126 or 127 and is reaped as usual); err means nothing runs.
 func (s *shim) startJob() (pid int, startErr string, err error) {
 	spec := s.rec.Spec
-	cfg := initConfig{Argv: spec.Argv, Env: JobEnv(spec), Dir: spec.Dir, Stdout: spec.Stdout, Stderr: spec.Stderr, Umask: spec.Umask}
+	cfg := initConfig{Argv: spec.Argv, Env: JobEnv(spec), Dir: spec.Dir, Stdout: spec.Stdout, Stderr: spec.Stderr, Umask: spec.Umask, CheckpointDir: spec.CheckpointDir}
 	if spec.Script != "" {
 		cfg.Argv = []string{"/bin/sh", filepath.Join(s.dir, scriptFile)}
 	}

@@ -46,6 +46,9 @@ type job struct {
 	WarnSignal      string        `json:"warn_signal,omitempty"`
 	WarnBefore      time.Duration `json:"warn_before,omitempty"`
 	Umask           uint32        `json:"umask"`
+	// CheckpointDir is where a job with a checkpoint block saves its state;
+	// the same path on every restart.
+	CheckpointDir string `json:"checkpoint_dir,omitempty"`
 
 	State           string                `json:"state"`
 	Reason          string                `json:"reason,omitempty"`
@@ -181,27 +184,28 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		env = append(env, k+"="+j.Env[k])
 	}
 	return api.Assignment{
-		JobID:        j.ID,
-		Name:         j.Name,
-		User:         j.User,
-		UID:          j.UID,
-		GID:          j.GID,
-		Groups:       j.Groups,
-		Argv:         j.Argv,
-		Script:       j.Script,
-		Env:          env,
-		Workdir:      j.Workdir,
-		Stdout:       j.Output,
-		Stderr:       j.Error,
-		CPUs:         a.CPUs,
-		Memory:       a.Memory,
-		GPUs:         a.GPUs,
-		NodeList:     j.nodeNames(),
-		ArrayIndex:   j.ArrayIndex,
-		RestartCount: j.Restarts,
-		Walltime:     j.Walltime,
-		WarnSignal:   j.WarnSignal,
-		WarnBefore:   j.WarnBefore,
-		Umask:        j.Umask,
+		JobID:         j.ID,
+		Name:          j.Name,
+		User:          j.User,
+		UID:           j.UID,
+		GID:           j.GID,
+		Groups:        j.Groups,
+		Argv:          j.Argv,
+		Script:        j.Script,
+		Env:           env,
+		Workdir:       j.Workdir,
+		Stdout:        j.Output,
+		Stderr:        j.Error,
+		CPUs:          a.CPUs,
+		Memory:        a.Memory,
+		GPUs:          a.GPUs,
+		NodeList:      j.nodeNames(),
+		ArrayIndex:    j.ArrayIndex,
+		RestartCount:  j.Restarts,
+		Walltime:      j.Walltime,
+		WarnSignal:    j.WarnSignal,
+		WarnBefore:    j.WarnBefore,
+		Umask:         j.Umask,
+		CheckpointDir: j.CheckpointDir,
 	}
 }

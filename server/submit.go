@@ -218,6 +218,11 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
 		j.ArrayJobID = id - uint64(i)
 		j.ArrayIndex = i
 	}
+	if spec.Checkpoint != nil {
+		// Beside the job's other files (the shared filesystem of the
+		// submit directory), so it is there on any node after a requeue.
+		j.CheckpointDir = filepath.Join(j.Workdir, ".hpc-checkpoint", strconv.FormatUint(id, 10))
+	}
 	j.Output = resolveOutput(spec.Output, &j)
 	j.Error = resolveOutput(spec.Error, &j)
 	j.Submit = now
