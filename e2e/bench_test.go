@@ -79,7 +79,11 @@ func BenchmarkSubmitToRunning(b *testing.B) {
 // process each (8 at a time, as a shell loop with xargs -P would) and
 // measures until every job is done.
 func BenchmarkThroughput1000(b *testing.B) {
-	c := startCluster(b)
+	var extra []string
+	if p := os.Getenv("HPC_BENCH_CPUPROFILE"); p != "" {
+		extra = append(extra, "--cpuprofile", p) // where hpcd's CPU time goes
+	}
+	c := startCluster(b, extra...)
 	file := c.writeJob("trivial.hcl", `job "trivial" {
   walltime = "1m"
   task { command = "true" }

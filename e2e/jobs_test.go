@@ -332,3 +332,26 @@ func TestCheckpointRestartWithExit85(t *testing.T) {
 		t.Fatalf("output %q, want both runs' lines from the checkpoint directory", b)
 	}
 }
+
+// A daemon that stops with no job running leaves no cgroup behind.
+func TestStopLeavesNoCgroup(t *testing.T) {
+	c := startCluster(t)
+	id := c.submit(c.writeJob("quick.hcl", `job "quick" {
+  walltime = "1m"
+  task { script = "true" }
+}`))
+	c.waitState(id, 30*time.Second, api.StateCompleted)
+	c.stop()
+	var parent string
+	for _, f := range strings.Fields(c.log.String()) {
+		if v, ok := strings.CutPrefix(f, "cgroup_parent="); ok {
+			parent = v
+		}
+	}
+	if parent == "" || !strings.Contains(c.log.String(), "isolation=cgroup-v1") {
+		t.Skip("not on cgroup v1 here: nothing to check")
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", parent)); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s still exists after hpcd stopped (%v)", parent, err)
+	}
+}

@@ -20,6 +20,9 @@ type driver interface {
 	create(jobID uint64, res *specs.LinuxResources) (jobGroup, error)
 	// load returns errNoCgroup (wrapped) when the cgroup is gone.
 	load(jobID uint64) (jobGroup, error)
+	// removeParent removes the daemon's own (empty) subtree; one still
+	// holding jobs stays.
+	removeParent()
 }
 
 // jobGroup is one job's confinement. Implementations: v1Group, v2Group and
@@ -109,6 +112,7 @@ type treeDriver struct{}
 
 func (treeDriver) create(uint64, *specs.LinuxResources) (jobGroup, error) { return treeGroup{}, nil }
 func (treeDriver) load(uint64) (jobGroup, error)                          { return treeGroup{}, nil }
+func (treeDriver) removeParent()                                          {}
 
 type treeGroup struct{}
 

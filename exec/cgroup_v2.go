@@ -86,6 +86,10 @@ func (d *v2Driver) create(jobID uint64, res *specs.LinuxResources) (jobGroup, er
 	return &v2Group{m: m, dir: filepath.Join(d.mount, g)}, nil
 }
 
+func (d *v2Driver) removeParent() {
+	_ = unix.Rmdir(filepath.Join(d.mount, d.parent))
+}
+
 func (d *v2Driver) load(jobID uint64) (jobGroup, error) {
 	g := d.group(jobID)
 	dir := filepath.Join(d.mount, g)

@@ -74,6 +74,13 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	return e, nil
 }
 
+// Close removes the daemon's cgroup subtree when no job is left in it, so
+// that daemons that come and go (tests) leave nothing behind. Running jobs
+// keep theirs, to be adopted by the next daemon.
+func (e *Executor) Close() {
+	e.drv.removeParent()
+}
+
 // Isolation reports the mechanism in force (for the node's inventory).
 func (e *Executor) Isolation() Isolation { return e.iso }
 

@@ -88,6 +88,12 @@ func runShim(dir string) int {
 		if err := writeJSON(filepath.Join(dir, resultFile), o); err != nil {
 			log.Error("cannot write result", "err", err)
 		}
+		// The agent made the job's cgroup before starting us: remove it.
+		if drv, err := newDriver(s.rec.Isolation, s.rec.CgroupParent, s.rec.V2Mount); err == nil {
+			if s.grp, err = drv.load(s.rec.Spec.JobID); err == nil {
+				s.cleanup()
+			}
+		}
 		return 3
 	}
 	os.Stdin.Close()
@@ -149,9 +155,10 @@ func (s *shim) run(status *os.File) int {
 		s.log.Error("cannot write result", "err", err)
 		return 5
 	}
-	// The empty cgroup is removed by the agent's Release, after the server
-	// stored the outcome: exiting now reports the end sooner, and the
-	// removal (an rmdir per controller) leaves the job's critical path.
+	// The shim removes the empty cgroup itself (Release does it again if
+	// the shim could not), so that a daemon that stops for good leaves
+	// none behind.
+	s.cleanup()
 	return 0
 }
 

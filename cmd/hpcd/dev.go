@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "isolation", Value: "auto", Usage: "auto (cgroups when possible) or none (rlimits only)"},
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			return runDev(c.Context, devOptions{
@@ -50,15 +52,16 @@ func devCommand() *cli.Command {
 				isolation: c.String("isolation"),
 				nodeName:  c.String("node-name"),
 				logLevel:  c.String("log-level"),
+				cpuprof:   c.String("cpuprofile"),
 			})
 		},
 	}
 }
 
 type devOptions struct {
-	dataDir, listen, isolation, nodeName, logLevel string
-	policy                                         placement.Backfill
-	walltime                                       time.Duration
+	dataDir, listen, isolation, nodeName, logLevel, cpuprof string
+	policy                                                  placement.Backfill
+	walltime                                                time.Duration
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -81,6 +84,17 @@ func runDev(parent context.Context, o devOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -176,6 +190,7 @@ func runDev(parent context.Context, o devOptions) error {
 	hs.Shutdown(sctx)
 	<-ran // no pass or launch may touch the store after it closes
 	stopAgent()
+	ex.Close()
 	os.Remove(ln.Addr().String())
 	return nil
 }
