@@ -28,6 +28,13 @@ import (
 // once per allocation boundary it has, however many steps are walked.
 func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	c := pl.c
+	if pl.p.Backfill == Conservative && exclusiveFastPath {
+		// EASY orders candidates by idle time, which the fast path does
+		// not track; its one reservation per pass takes the general path.
+		if ci, ok := c.exclusiveClass(j, k); ok {
+			return pl.reserveExclusive(j, ci, reason)
+		}
+	}
 	need := gangSize(j)
 	r := &j.PerNode
 	wall := forever
@@ -70,6 +77,7 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		return false
 	}
 	end := c.endOf(j, t)
+	byIdle := pl.p.Backfill == EASY
 	cands := pl.rcands[:0]
 	for ci := range c.classes {
 		if !k.classOK[ci] {
@@ -81,7 +89,11 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 			}
 			a := c.availWindow(ni, t, end, c.scratchCPU(ni))
 			if cd, why := c.fitOn(ni, a, j, k, pl.p.FirstFit); why == "" {
-				cands = append(cands, rcand{cd, c.idleBefore(ni, t, a.cpuMask, r.CPUs, cd.gpus)})
+				var idle int64
+				if byIdle {
+					idle = c.idleBefore(ni, t, a.cpuMask, r.CPUs, cd.gpus)
+				}
+				cands = append(cands, rcand{cd, idle})
 			}
 		}
 	}
@@ -94,7 +106,7 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	// recomputed every pass, and choosing by idle time (which shifts as
 	// jobs end) moves a job ahead onto nodes a later one was promised,
 	// breaking reservations on the lublin trace (TestReservationsHoldOnTrace).
-	sortReserve(cands, pl.p.Backfill == EASY)
+	sortReserve(cands, byIdle)
 	names := make([]string, 0, need)
 	for _, rc := range cands[:need] {
 		a := c.availWindow(rc.cd.node, t, end, c.scratchCPU(rc.cd.node))
@@ -102,7 +114,13 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		names = append(names, c.nodes[rc.cd.node].name)
 	}
 	slices.Sort(names)
-	at := time.Unix(0, t).In(c.loc)
+	pl.reserved(j, reason, t, names)
+	return true
+}
+
+// reserved records j's wait with its reservation from t on names.
+func (pl *planner) reserved(j *Job, reason Reason, t int64, names []string) {
+	at := time.Unix(0, t).In(pl.c.loc)
 	pl.d.Waiting = append(pl.d.Waiting, Wait{
 		JobID:         j.ID,
 		Reason:        reason,
@@ -110,7 +128,6 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		ReservedStart: at,
 		ReservedNodes: names,
 	})
-	return true
 }
 
 // countFit counts Up nodes of the job's classes that can hold its share

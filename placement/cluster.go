@@ -59,6 +59,7 @@ type class struct {
 	up, live int       // nodes Up; nodes not Down
 	levels   [][]int32 // non-empty buckets by level (see cluster.level)
 	sameGPUs bool      // every GPU has the same memory
+	cpuless  int       // allocations here holding no cpu (see excl.go)
 }
 
 // runAlloc is a running job's share of one node, in positions.
@@ -92,6 +93,9 @@ type cluster struct {
 	aggMerged  aggProfile
 	rsvHi      []int64 // per node: its fitsAt answer holds until then
 	rsvOK      []bool
+	iv         []nodeIv // per node, for classes with ivBuilt (excl.go)
+	ivBuilt    []bool
+	cpuSlab    []uint64 // backing store of runAlloc.cpus
 
 	buckets       []bucket
 	bucketOf      map[stateKey]int32
@@ -254,7 +258,7 @@ func (c *cluster) applyRunning(rs []Running) {
 				continue
 			}
 			n := &c.nodes[ni]
-			ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: make([]uint64, len(n.freeCPU))}
+			ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: c.cpuWords(len(n.freeCPU))}
 			for _, id := range a.CPUs {
 				if p := n.cpuPos(id); p >= 0 {
 					ra.cpus[p/64] |= 1 << (p % 64)
@@ -267,6 +271,9 @@ func (c *cluster) applyRunning(rs []Running) {
 			}
 			for w := range ra.cpus {
 				n.freeCPU[w] &^= ra.cpus[w]
+			}
+			if popcount(ra.cpus) == 0 {
+				c.classes[n.class].cpuless++
 			}
 			n.freeMem -= a.Memory
 			n.freeGPU &^= ra.gpus
@@ -321,4 +328,15 @@ func popcount(ws []uint64) int {
 		k += bits.OnesCount64(w)
 	}
 	return k
+}
+
+// cpuWords returns a zeroed cpu bitset of w words carved from a shared
+// slab: one allocation per many runAllocs instead of one each.
+func (c *cluster) cpuWords(w int) []uint64 {
+	if len(c.cpuSlab) < w {
+		c.cpuSlab = make([]uint64, max(1024, w))
+	}
+	m := c.cpuSlab[:w:w]
+	c.cpuSlab = c.cpuSlab[w:]
+	return m
 }

@@ -11,6 +11,15 @@ import (
 // give the same decisions whatever the order of the snapshot's slices.
 func Plan(s Snapshot, now time.Time, p Policy) Decisions {
 	c := newCluster(s, now)
+	if p.Backfill == Conservative {
+		// Every blocked job books its gang: size the allocation list for
+		// that once rather than growing it thousands of times.
+		gangs := 0
+		for i := range s.Pending {
+			gangs += gangSize(&s.Pending[i])
+		}
+		c.running = slices.Grow(c.running, min(gangs, 1<<20))
+	}
 	pl := &planner{c: c, p: p, jobs: s.Pending}
 	pl.d.Waiting = make([]Wait, 0, len(s.Pending))
 	pl.run(queueOrder(s.Pending, now, p))
@@ -26,6 +35,7 @@ type planner struct {
 
 	cands  []candidate // scratch
 	rcands []rcand     // scratch
+	picked []int32     // scratch
 }
 
 func (pl *planner) run(order []int32) {
@@ -226,22 +236,38 @@ func (n *node) availNow() avail {
 // now (it leaves the free-now state) or is a reservation (only the
 // node's time profile holds it).
 func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Request, gpus uint64, now bool) NodeAlloc {
-	c.unindex(ni)
-	defer c.index(ni)
 	n := &c.nodes[ni]
-	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, cpus: make([]uint64, len(n.freeCPU))}
-	na := NodeAlloc{Node: n.name, Memory: req.Memory, CPUs: make([]int, 0, req.CPUs)}
+	// A further reservation on a reserved node changes neither its free-now
+	// state nor its place in the index (conservative books thousands).
+	reindex := now || !n.reserved
+	if reindex {
+		c.unindex(ni)
+	}
+	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, cpus: c.cpuWords(len(n.freeCPU))}
+	// A reservation's NodeAlloc is never read: only build it for starts.
+	var na NodeAlloc
+	if now {
+		na = NodeAlloc{Node: n.name, Memory: req.Memory, CPUs: make([]int, 0, req.CPUs)}
+	}
 	left := req.CPUs
 	for w := 0; w < len(cpuFree) && left > 0; w++ {
 		for m := cpuFree[w]; m != 0 && left > 0; m &= m - 1 {
 			p := w*64 + trailingZeros(m)
 			ra.cpus[w] |= 1 << (p % 64)
-			na.CPUs = append(na.CPUs, n.cpuID(p))
+			if now {
+				na.CPUs = append(na.CPUs, n.cpuID(p))
+			}
 			left--
 		}
 	}
-	for m := gpus; m != 0; m &= m - 1 {
+	for m := gpus; now && m != 0; m &= m - 1 {
 		na.GPUs = append(na.GPUs, n.gpus[trailingZeros(m)].ID)
+	}
+	if req.CPUs-left == 0 {
+		c.classes[n.class].cpuless++
+	}
+	if c.ivBuilt != nil && c.ivBuilt[n.class] {
+		c.iv[ni].add(start, end)
 	}
 	if c.agg != nil && c.agg[n.class].built {
 		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, int64(bits.OnesCount64(gpus)))
@@ -259,6 +285,9 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	}
 	n.allocs = append(n.allocs, int32(len(c.running)))
 	c.running = append(c.running, ra)
+	if reindex {
+		c.index(ni)
+	}
 	return na
 }
 

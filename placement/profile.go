@@ -33,6 +33,7 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 		cpuMask[p/64] |= 1 << (p % 64)
 	}
 	a := avail{gpus: c.classes[n.class].allGPUs, cpuMask: cpuMask}
+	memHeld := false
 	for _, ai := range n.allocs {
 		r := &c.running[ai]
 		if r.start >= t1 || r.end <= t0 {
@@ -42,13 +43,19 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 			cpuMask[w] &^= r.cpus[w]
 		}
 		a.gpus &^= r.gpus
+		memHeld = memHeld || r.mem != 0
 	}
 	// Memory is fungible, so what matters is its peak use over the window,
 	// reached at the window's start or when some allocation starts in it.
-	peak := c.memUsedAt(n, t0)
-	for _, ai := range n.allocs {
-		if r := &c.running[ai]; r.start > t0 && r.start < t1 {
-			peak = max(peak, c.memUsedAt(n, r.start))
+	// That costs quadratic time in the allocations, so it is skipped when
+	// none overlapping the window holds memory (SWF jobs ask for none).
+	var peak int64
+	if memHeld {
+		peak = c.memUsedAt(n, t0)
+		for _, ai := range n.allocs {
+			if r := &c.running[ai]; r.start > t0 && r.start < t1 {
+				peak = max(peak, c.memUsedAt(n, r.start))
+			}
 		}
 	}
 	a.cpus = popcount(cpuMask)
