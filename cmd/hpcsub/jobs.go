@@ -110,13 +110,7 @@ func showCommand(e *env) *cli.Command {
 }
 
 func (e *env) show(c *cli.Context) error {
-	if c.NArg() != 1 {
-		if c.NArg() == 0 {
-			return usagef("show", "missing job ID")
-		}
-		return usagef("show", "one job ID at a time, got %d", c.NArg())
-	}
-	id, err := parseID("show", c.Args().First())
+	id, err := oneJobID("show", c)
 	if err != nil {
 		return err
 	}
@@ -277,4 +271,15 @@ func (e *env) applyAction(cl *api.Client, a jobAction, ids []uint64) error {
 		return exitStatus(1)
 	}
 	return nil
+}
+
+// oneJobID reads the single job ID that cmd takes.
+func oneJobID(cmd string, c *cli.Context) (uint64, error) {
+	switch {
+	case c.NArg() == 0:
+		return 0, usagef(cmd, "missing job ID")
+	case c.NArg() > 1:
+		return 0, usagef(cmd, "one job ID at a time, got %d", c.NArg())
+	}
+	return parseID(cmd, c.Args().First())
 }

@@ -37,13 +37,7 @@ func logsCommand(e *env) *cli.Command {
 }
 
 func (e *env) logs(c *cli.Context) error {
-	switch {
-	case c.NArg() == 0:
-		return usagef("logs", "missing job ID")
-	case c.NArg() > 1:
-		return usagef("logs", "one job ID at a time, got %d", c.NArg())
-	}
-	id, err := parseID("logs", c.Args().First())
+	id, err := oneJobID("logs", c)
 	if err != nil {
 		return err
 	}

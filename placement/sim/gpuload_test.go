@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"testing"
@@ -49,7 +50,7 @@ func refGPUPlan(s placement.Snapshot, _ time.Time, _ placement.Policy) placement
 		if c := a.Submit.Compare(b.Submit); c != 0 {
 			return c
 		}
-		return cmpU64(a.ID, b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	var d placement.Decisions
 	for qi, j := range queue {

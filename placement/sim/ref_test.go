@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -33,7 +34,7 @@ func refPlan(s placement.Snapshot, now time.Time, p placement.Policy) placement.
 		if c := a.Submit.Compare(b.Submit); c != 0 {
 			return c
 		}
-		return cmpU64(a.ID, b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	var d placement.Decisions
 	start := func(j placement.Job) {

@@ -10,6 +10,7 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"slices"
@@ -76,7 +77,7 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 		if c := jobs[a].Submit.Compare(jobs[b].Submit); c != 0 {
 			return c
 		}
-		return cmpU64(jobs[a].ID, jobs[b].ID)
+		return cmp.Compare(jobs[a].ID, jobs[b].ID)
 	})
 
 	out := &Outcome{Nodes: nodes, Jobs: jobs, Placed: make([]Placement, len(jobs))}
@@ -159,16 +160,6 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 	}
 	out.Wall = time.Since(wallStart)
 	return out, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // endEvent is a running job's real end; ties pop in job order so the
