@@ -7,15 +7,15 @@ import (
 
 func TestEnvCacheSharesEqualEnvironments(t *testing.T) {
 	var c envCache
-	a := c.intern(map[string]string{"A": "1", "B": "2"})
-	b := c.intern(map[string]string{"B": "2", "A": "1"})
-	if fmt.Sprintf("%p", a) != fmt.Sprintf("%p", b) {
+	a, ka := c.intern(map[string]string{"A": "1", "B": "2"})
+	b, kb := c.intern(map[string]string{"B": "2", "A": "1"})
+	if fmt.Sprintf("%p", a) != fmt.Sprintf("%p", b) || ka != kb {
 		t.Error("equal environments were not shared")
 	}
 	// "A=1" + "B=" must not collide with "A=1B=" + nothing.
-	x := c.intern(map[string]string{"A": "1", "B": ""})
-	y := c.intern(map[string]string{"A": "1B"})
-	if fmt.Sprintf("%p", x) == fmt.Sprintf("%p", y) || fmt.Sprintf("%p", x) == fmt.Sprintf("%p", a) {
+	x, kx := c.intern(map[string]string{"A": "1", "B": ""})
+	y, ky := c.intern(map[string]string{"A": "1B"})
+	if fmt.Sprintf("%p", x) == fmt.Sprintf("%p", y) || kx == ky || kx == ka {
 		t.Error("different environments were shared")
 	}
 	for i := 0; i < maxEnvCache+10; i++ {

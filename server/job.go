@@ -32,9 +32,12 @@ type job struct {
 	Walltime  time.Duration `json:"walltime"`
 	Requeue   bool          `json:"requeue,omitempty"`
 
-	Argv    []string          `json:"argv,omitempty"`
-	Script  string            `json:"script,omitempty"`
-	Env     map[string]string `json:"env,omitempty"`
+	Argv   []string `json:"argv,omitempty"`
+	Script string   `json:"script,omitempty"`
+	// Env is shared with other jobs of the same environment (envCache) and
+	// stored once, as a blob named by EnvKey.
+	Env     map[string]string `json:"-"`
+	EnvKey  string            `json:"env_key,omitempty"`
 	Workdir string            `json:"workdir"`
 	Output  string            `json:"output"`
 	Error   string            `json:"error"`

@@ -45,3 +45,37 @@ func TestCancelDuringLaunchIsNotLost(t *testing.T) {
 		t.Fatalf("cancel requested during the launch was never sent to the agent (cancels %v)", h.agent.cancelled())
 	}
 }
+
+// The environment is stored once per distinct content and still reaches
+// the job after a restart.
+func TestEnvironmentSurvivesRestart(t *testing.T) {
+	h := newHarness(t, testConfig())
+	req := h.submitReq(jobSrc(""))
+	req.Env = map[string]string{"FOO": "bar", "PATH": "/usr/bin:/bin"}
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		resp, err := h.client.Submit(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.IDs...)
+	}
+	blobs := 0
+	h.st.Blobs(func(string, []byte) error { blobs++; return nil })
+	if blobs != 1 {
+		t.Fatalf("%d environment blobs stored for 3 submits of one environment, want 1", blobs)
+	}
+	h.restart(&fakeAgent{})
+	h.schedule()
+	found := false
+	h.agent.mu.Lock()
+	for _, a := range h.agent.launched {
+		if a.JobID == ids[0] && slices.Contains(a.Env, "FOO=bar") {
+			found = true
+		}
+	}
+	h.agent.mu.Unlock()
+	if !found {
+		t.Fatal("after a restart the job was launched without its environment")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,12 +76,33 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 	}
-	err := st.Jobs(func(id uint64, data []byte) error {
+	envs := map[string]map[string]string{}
+	err := st.Blobs(func(key string, data []byte) error {
+		if k, ok := strings.CutPrefix(key, envBlobPrefix); ok {
+			env := map[string]string{}
+			if err := json.Unmarshal(data, &env); err != nil {
+				return fmt.Errorf("environment %s: %w", k, err)
+			}
+			envs[k] = env
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load environments: %w", err)
+	}
+	err = st.Jobs(func(id uint64, data []byte) error {
 		j := &job{}
 		if err := json.Unmarshal(data, j); err != nil {
 			return fmt.Errorf("job %d: %w", id, err)
 		}
-		j.Env = s.envs.intern(j.Env)
+		if j.EnvKey != "" {
+			env, ok := envs[j.EnvKey]
+			if !ok {
+				return fmt.Errorf("job %d: its environment %s is missing from the store", id, j.EnvKey)
+			}
+			j.Env, _ = s.envs.intern(env)
+			s.envs.markStored(j.EnvKey)
+		}
 		s.jobs[id] = j
 		return nil
 	})

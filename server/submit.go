@@ -16,6 +16,9 @@ import (
 	"github.com/hpc-sched/hpc/placement"
 )
 
+// envBlobPrefix names environment blobs in the store.
+const envBlobPrefix = "env/"
+
 // Limits on a submit request beyond what the job file itself bounds.
 const (
 	maxEnvEntries = 4096
@@ -107,6 +110,16 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", err)
 	}
 
+	if tmpl.EnvKey != "" && !s.envs.isStored(tmpl.EnvKey) {
+		data, err := json.Marshal(tmpl.Env)
+		if err == nil {
+			err = s.store.PutBlob(envBlobPrefix+tmpl.EnvKey, data)
+		}
+		if err != nil {
+			return api.SubmitResponse{}, refuse(http.StatusInternalServerError, "could not store the job's environment: %v", err)
+		}
+		s.envs.markStored(tmpl.EnvKey)
+	}
 	n := 1
 	if spec.Array != nil {
 		n = spec.Array.Count
@@ -192,9 +205,10 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		GPUCount: spec.Resources.GPU.Count, GPUModel: spec.Resources.GPU.Model,
 		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink",
 		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
-		Script: spec.Task.Script, Env: s.envs.intern(env), Workdir: workdir, ArrayIndex: -1,
+		Script: spec.Task.Script, Workdir: workdir, ArrayIndex: -1,
 		Umask: 0o022,
 	}
+	j.Env, j.EnvKey = s.envs.intern(env)
 	if req.Umask != nil {
 		j.Umask = *req.Umask & 0o777
 	}

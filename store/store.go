@@ -19,6 +19,7 @@ var (
 	bucketJobs  = []byte("jobs")
 	bucketNodes = []byte("nodes")
 	bucketMeta  = []byte("meta")
+	bucketBlobs = []byte("blobs")
 	keyNextID   = []byte("next_job_id")
 )
 
@@ -46,7 +47,7 @@ func Open(path string) (*Store, error) {
 	// Many concurrent submits share one commit (and one fsync) this way.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketNodes, bucketMeta} {
+		for _, b := range [][]byte{bucketJobs, bucketNodes, bucketMeta, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -152,6 +153,28 @@ func (s *Store) PutNode(name string, data []byte) error {
 func (s *Store) Nodes(fn func(name string, data []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
+			return fn(string(k), v)
+		})
+	})
+}
+
+// PutBlob durably stores data that many records share (a job environment)
+// under a key derived from its content; putting the same key again is
+// harmless.
+func (s *Store) PutBlob(key string, data []byte) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlobs).Put([]byte(key), data)
+	})
+	if err != nil {
+		return fmt.Errorf("store blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// Blobs calls fn for every stored blob in key order.
+func (s *Store) Blobs(fn func(key string, data []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
 			return fn(string(k), v)
 		})
 	})
