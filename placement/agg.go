@@ -60,6 +60,17 @@ func (c *cluster) aggOf(ci int32) *aggProfile {
 				evs = append(evs, ev{r.end, dc, r.mem, dg})
 			}
 		}
+		for x := n.excl; x != 0; x = c.excl[x-1].next {
+			e := &c.exclG[c.excl[x-1].gang]
+			if e.end <= c.now {
+				continue
+			}
+			dc := int64(n.ncpu)
+			evs = append(evs, ev{max(e.start, c.now), -dc, -e.mem, 0})
+			if e.end != forever {
+				evs = append(evs, ev{e.end, dc, e.mem, 0})
+			}
+		}
 	}
 	slices.SortFunc(evs, func(a, b ev) int { return cmp.Compare(a.t, b.t) })
 	p.t = append(p.t[:0], c.now)

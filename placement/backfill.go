@@ -192,6 +192,15 @@ func (c *cluster) probe(ni int32, t0, t1 int64) (nextEnd, nextStart int64) {
 			nextEnd = min(nextEnd, r.end)
 		}
 	}
+	for x := c.nodes[ni].excl; x != 0; x = c.excl[x-1].next {
+		e := &c.exclG[c.excl[x-1].gang]
+		switch {
+		case e.start >= t1:
+			nextStart = min(nextStart, e.start)
+		case e.end > t0:
+			nextEnd = min(nextEnd, e.end)
+		}
+	}
 	return nextEnd, nextStart
 }
 
@@ -229,6 +238,16 @@ func (c *cluster) idleBefore(ni int32, t int64, cpuFree []uint64, cpus int, gpus
 		}
 		if hit {
 			since = r.end
+		}
+	}
+	// Fast-path reservations hold every cpu: they hit whenever a cpu is taken.
+	taking := false
+	for _, m := range take {
+		taking = taking || m != 0
+	}
+	for x := c.nodes[ni].excl; taking && x != 0; x = c.excl[x-1].next {
+		if e := &c.exclG[c.excl[x-1].gang]; e.end <= t && e.end > since {
+			since = e.end
 		}
 	}
 	return t - since

@@ -41,6 +41,7 @@ type node struct {
 	reserved bool // some reservation holds resources here: check windows
 
 	allocs []int32 // indices into cluster.running of what runs here
+	excl   int32   // 1 + index into cluster.excl of its newest entry, 0: none
 	bucket int32   // index bucket, -1 when not indexed
 }
 
@@ -95,7 +96,16 @@ type cluster struct {
 	rsvOK      []bool
 	iv         []nodeIv // per node, for classes with ivBuilt (excl.go)
 	ivBuilt    []bool
-	cpuSlab    []uint64 // backing store of runAlloc.cpus
+	ivUp       [][]int32    // per class with ivBuilt: its Up nodes, name order
+	busy       []*busySteps // per class with ivBuilt, nil when too wide (exclbits.go)
+	clsPos     []int32      // per node of a class with busy steps: its place in it
+	skip       []nodeSkip   // per node, reserveExclusive's busy-until cache
+	skipSeq    uint64
+	nameSlab   []string   // backing store of fast-path ReservedNodes
+	gangs      int        // conservative: sum of pending gang sizes
+	cpuSlab    []uint64   // backing store of runAlloc.cpus
+	excl       []exclLink // fast-path bookings, chained per node (excl.go)
+	exclG      []exclRes  // their gangs
 
 	buckets       []bucket
 	bucketOf      map[stateKey]int32
@@ -158,7 +168,7 @@ func newCluster(s Snapshot, now time.Time) *cluster {
 		if n.state != NodeDown {
 			cl.live++
 		}
-		n.freeCPU = make([]uint64, (n.ncpu+63)/64)
+		n.freeCPU = c.cpuWords((n.ncpu + 63) / 64)
 		for p := 0; p < n.ncpu; p++ {
 			n.freeCPU[p/64] |= 1 << (p % 64)
 		}
@@ -241,6 +251,7 @@ func appendInt(b []byte, v int64) []byte {
 // its node. Allocations on unknown nodes, CPU ids or GPU ids are ignored:
 // there is nothing there to protect.
 func (c *cluster) applyRunning(rs []Running) {
+	prev := -1 // gangs list their nodes in name order, mostly adjacent
 	for ri := range rs {
 		r := &rs[ri]
 		end := forever
@@ -253,10 +264,13 @@ func (c *cluster) applyRunning(rs []Running) {
 			}
 		}
 		for _, a := range r.Nodes {
-			ni, ok := c.find(a.Node)
+			ni, ok := prev+1, prev+1 < len(c.nodes) && c.nodes[prev+1].name == a.Node
 			if !ok {
-				continue
+				if ni, ok = c.find(a.Node); !ok {
+					continue
+				}
 			}
+			prev = ni
 			n := &c.nodes[ni]
 			ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: c.cpuWords(len(n.freeCPU))}
 			for _, id := range a.CPUs {

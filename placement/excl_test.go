@@ -44,6 +44,12 @@ func TestExclusiveMatchesGeneral(t *testing.T) {
 		for _, depth := range []int{0, 5} {
 			p := Policy{Backfill: Conservative, Depth: depth}
 			fast := Plan(s, t0, p)
+			maxBusyWords = 0 // the node-by-node scan instead of busy steps
+			scan := Plan(s, t0, p)
+			maxBusyWords = 16
+			if !reflect.DeepEqual(fast, scan) {
+				t.Fatalf("seed %d depth %d: busy steps differ from the node scan", seed, depth)
+			}
 			exclusiveFastPath = false
 			slow := Plan(s, t0, p)
 			exclusiveFastPath = true

@@ -10,15 +10,16 @@ import (
 // wait. It is pure and deterministic: the same snapshot, time and policy
 // give the same decisions whatever the order of the snapshot's slices.
 func Plan(s Snapshot, now time.Time, p Policy) Decisions {
+	// c.running is not pre-sized for conservative's bookings: fast-path
+	// reservations (excl.go) never enter it, and clearing room for every
+	// pending gang cost more per pass than appending does.
 	c := newCluster(s, now)
 	if p.Backfill == Conservative {
-		// Every blocked job books its gang: size the allocation list for
-		// that once rather than growing it thousands of times.
-		gangs := 0
+		// Every blocked job may book its gang: the most bookings a pass
+		// can make, for sizing the fast path's lists once (excl.go).
 		for i := range s.Pending {
-			gangs += gangSize(&s.Pending[i])
+			c.gangs += gangSize(&s.Pending[i])
 		}
-		c.running = slices.Grow(c.running, min(gangs, 1<<20))
 	}
 	pl := &planner{c: c, p: p, jobs: s.Pending}
 	pl.d.Waiting = make([]Wait, 0, len(s.Pending))
@@ -267,7 +268,7 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		c.classes[n.class].cpuless++
 	}
 	if c.ivBuilt != nil && c.ivBuilt[n.class] {
-		c.iv[ni].add(start, end)
+		c.markNode(ni, start, end)
 	}
 	if c.agg != nil && c.agg[n.class].built {
 		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, int64(bits.OnesCount64(gpus)))

@@ -45,6 +45,12 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 		a.gpus &^= r.gpus
 		memHeld = memHeld || r.mem != 0
 	}
+	for x := n.excl; x != 0; x = c.excl[x-1].next {
+		if e := &c.exclG[c.excl[x-1].gang]; e.start < t1 && e.end > t0 {
+			clear(cpuMask) // it holds every cpu
+			memHeld = memHeld || e.mem != 0
+		}
+	}
 	// Memory is fungible, so what matters is its peak use over the window,
 	// reached at the window's start or when some allocation starts in it.
 	// That costs quadratic time in the allocations, so it is skipped when
@@ -55,6 +61,11 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 		for _, ai := range n.allocs {
 			if r := &c.running[ai]; r.start > t0 && r.start < t1 {
 				peak = max(peak, c.memUsedAt(n, r.start))
+			}
+		}
+		for x := n.excl; x != 0; x = c.excl[x-1].next {
+			if e := &c.exclG[c.excl[x-1].gang]; e.start > t0 && e.start < t1 {
+				peak = max(peak, c.memUsedAt(n, e.start))
 			}
 		}
 	}
@@ -69,6 +80,11 @@ func (c *cluster) memUsedAt(n *node, t int64) int64 {
 	for _, ai := range n.allocs {
 		if r := &c.running[ai]; r.start <= t && r.end > t {
 			used += r.mem
+		}
+	}
+	for x := n.excl; x != 0; x = c.excl[x-1].next {
+		if e := &c.exclG[c.excl[x-1].gang]; e.start <= t && e.end > t {
+			used += e.mem
 		}
 	}
 	return used
