@@ -153,22 +153,33 @@ func mergeAgg(dst *aggProfile, ps []*aggProfile) *aggProfile {
 // profile holds cpus, mem and gpus throughout [t, t+wall), or -1. A step
 // short of them rules out every start up to it, so the scan is linear.
 func (p *aggProfile) nextStart(i int, wall, cpus, mem, gpus int64) int {
+	i, _ = p.nextStartFrom(i, 0, wall, cpus, mem, gpus)
+	return i
+}
+
+// nextStartFrom is nextStart knowing that steps [i, okTo) hold the amounts
+// (okTo <= i: none known), and also returns the end of the run of steps
+// it found to hold them. Callers walking the starts one after another pass
+// it back, so a window's steps are checked once in all, not once per
+// start: a long walltime spans thousands of steps on a conservative pass.
+func (p *aggProfile) nextStartFrom(i, okTo int, wall, cpus, mem, gpus int64) (int, int) {
 	for i < len(p.t) {
 		t := p.t[i]
 		end := forever
 		if t < forever-wall {
 			end = t + wall
 		}
-		ok := true
-		for j := i; j < len(p.t) && p.t[j] < end; j++ {
+		j := max(i, okTo)
+		for ; j < len(p.t) && p.t[j] < end; j++ {
 			if p.cpus[j] < cpus || p.mem[j] < mem || p.gpus[j] < gpus {
-				i, ok = j+1, false
 				break
 			}
 		}
-		if ok {
-			return i
+		if j < len(p.t) && p.t[j] < end {
+			i, okTo = j+1, j+1
+			continue
 		}
+		return i, j
 	}
-	return -1
+	return -1, 0
 }

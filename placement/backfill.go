@@ -66,7 +66,8 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	}
 	n := int64(need)
 	t, found := int64(0), false
-	for i := agg.nextStart(0, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)); i >= 0; i = agg.nextStart(i+1, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)) {
+	i, okTo := agg.nextStartFrom(0, 0, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count))
+	for ; i >= 0; i, okTo = agg.nextStartFrom(i+1, okTo, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)) {
 		if pl.countFit(j, k, agg.t[i], need) >= need {
 			t, found = agg.t[i], true
 			break
@@ -121,10 +122,14 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 // reserved records j's wait with its reservation from t on names.
 func (pl *planner) reserved(j *Job, reason Reason, t int64, names []string) {
 	at := time.Unix(0, t).In(pl.c.loc)
+	if pl.detail == "" || pl.detT != t || pl.detR != reason {
+		pl.detT, pl.detR = t, reason
+		pl.detail = string(at.AppendFormat([]byte(detailFor(reason)+"; reserved from "), time.RFC3339))
+	}
 	pl.d.Waiting = append(pl.d.Waiting, Wait{
 		JobID:         j.ID,
 		Reason:        reason,
-		Detail:        detailFor(reason) + "; reserved from " + at.Format(time.RFC3339),
+		Detail:        pl.detail,
 		ReservedStart: at,
 		ReservedNodes: names,
 	})

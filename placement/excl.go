@@ -210,7 +210,8 @@ func (pl *planner) reserveExclusive(j *Job, ci int32, reason Reason) bool {
 	}
 	c.skipSeq++
 	seq := c.skipSeq
-	for i := agg.nextStart(0, wall, cpus, mem, 0); i >= 0; i = agg.nextStart(i+1, wall, cpus, mem, 0) {
+	i, okTo := agg.nextStartFrom(0, 0, wall, cpus, mem, 0)
+	for ; i >= 0; i, okTo = agg.nextStartFrom(i+1, okTo, wall, cpus, mem, 0) {
 		t := agg.t[i]
 		end := c.endOf(j, t)
 		picked = picked[:0]

@@ -150,3 +150,33 @@ func (b *busySteps) pick(nodes []int32, t0, t1 int64, need int, dst []int32) []i
 	}
 	return dst
 }
+
+// busyOver reports, from the busy steps of node ni's class when the pass
+// has built them, that some allocation on ni overlaps [t0, t1) and j takes
+// every cpu of the node, so no window there can hold j's share: every
+// allocation on the class holds a cpu (cpuless == 0). False means unknown;
+// the caller then asks availWindow. This spares placeNow the walk of a
+// reserved node's bookings on every conservative pass.
+func (c *cluster) busyOver(ni int32, t0, t1 int64, j *Job) bool {
+	ci := c.nodes[ni].class
+	if c.busy == nil || c.busy[ci] == nil {
+		return false
+	}
+	cl := &c.classes[ci]
+	if cl.cpuless != 0 || j.PerNode.CPUs != cl.ncpu || cl.ncpu < 1 {
+		return false
+	}
+	b := c.busy[ci]
+	p := c.clsPos[ni]
+	word, bit := int(p/64), uint64(1)<<(p%64)
+	k, found := slices.BinarySearch(b.t, t0)
+	if !found {
+		k--
+	}
+	for ; k < len(b.t) && b.t[k] < t1; k++ {
+		if b.bits[k*b.w+word]&bit != 0 {
+			return true
+		}
+	}
+	return false
+}

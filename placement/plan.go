@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 	"time"
@@ -37,6 +38,12 @@ type planner struct {
 	cands  []candidate // scratch
 	rcands []rcand     // scratch
 	picked []int32     // scratch
+
+	// The last reservation detail built: reservations of one pass often
+	// share a start, and formatting the time is most of their cost.
+	detT   int64
+	detR   Reason
+	detail string
 }
 
 func (pl *planner) run(order []int32) {
@@ -141,8 +148,17 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 			bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
 			continue
 		}
-		if _, r := c.fitOn(ni, n.availNow(), j, k, pl.p.FirstFit); r == "" {
+		// With no GPU asked for, fitState fails only on the class, cpus
+		// or memory, all checked above: the free-now state fits.
+		if j.PerNode.GPU.Count > 0 {
+			if _, r := c.fitOn(ni, n.availNow(), j, k, pl.p.FirstFit); r == "" {
+				ignoringRes++
+			}
+		} else {
 			ignoringRes++
+		}
+		if c.busyOver(ni, c.now, end, j) {
+			continue // availWindow would leave too few cpus: Resources
 		}
 		cd, r := c.fitOn(ni, c.availWindow(ni, c.now, end, c.scratchCPU(ni)), j, k, pl.p.FirstFit)
 		switch r {
@@ -215,7 +231,7 @@ func (pl *planner) start(j *Job, k *kind, cands []candidate) {
 		}
 		st.Nodes = append(st.Nodes, c.commit(cd.node, c.now, end, a.cpuMask, j.PerNode, cd.gpus, true))
 	}
-	slices.SortFunc(st.Nodes, func(a, b NodeAlloc) int { return compareStrings(a.Node, b.Node) })
+	slices.SortFunc(st.Nodes, func(a, b NodeAlloc) int { return cmp.Compare(a.Node, b.Node) })
 	pl.d.Starts = append(pl.d.Starts, st)
 }
 
@@ -290,14 +306,4 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		c.index(ni)
 	}
 	return na
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
