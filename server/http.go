@@ -63,6 +63,18 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+api.RouteNodeDrain, s.handleDrain)
 	mux.HandleFunc("POST "+api.RouteNodeResume, s.handleResume)
+	// A known path with another method is a 405 naming the allowed ones,
+	// not a 404.
+	for path, allow := range map[string]string{
+		api.RouteHealth: "GET", api.RouteJobs: "GET, POST", api.RouteJob: "GET", api.RouteJobWait: "GET",
+		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST",
+		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, refuse(http.StatusMethodNotAllowed, "%s %s: method not allowed here, use %s", r.Method, r.URL.Path, allow))
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, refuse(http.StatusNotFound, "no such endpoint %s %s: see docs/api.md", r.Method, r.URL.Path))
 	})

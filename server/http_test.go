@@ -185,7 +185,7 @@ func TestRouteErrors(t *testing.T) {
 		{"POST", "/v1/jobs/abc/cancel", 400},
 		{"GET", "/v1/jobs/0", 404},
 		{"GET", "/v1/nope", 404},
-		{"DELETE", "/v1/jobs", 404},
+		{"DELETE", "/v1/jobs", 405},
 		{"GET", fmt.Sprintf("/v1/jobs/%d/wait?timeout=forever", done), 400},
 		{"GET", fmt.Sprintf("/v1/jobs/%d/wait?timeout=10m", done), 400},
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -77,5 +79,27 @@ func TestEnvironmentSurvivesRestart(t *testing.T) {
 	h.agent.mu.Unlock()
 	if !found {
 		t.Fatal("after a restart the job was launched without its environment")
+	}
+}
+
+func TestWrongMethodIs405(t *testing.T) {
+	h := newHarness(t, testConfig())
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodDelete, "/v1/jobs", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v1/jobs/1/cancel", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/v1/nodes", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v1/nope", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req = req.WithContext(context.WithValue(req.Context(), callerKey{}, Caller{}))
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%s %s: %d, want %d (%s)", tt.method, tt.path, rec.Code, tt.want, rec.Body)
+		}
 	}
 }
