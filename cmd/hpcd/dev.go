@@ -198,7 +198,8 @@ func runDev(parent context.Context, o devOptions) error {
 // shimBeside returns the small hpc-shim binary installed next to hpcd, so
 // each job starts a third of hpcd's size twice (shim and init stage);
 // without one, hpcd re-executes itself (""). A shim that others could
-// replace would run as root for every job, so such a file is ignored.
+// replace would run with the daemon's rights for every job, so such a file
+// is ignored.
 func shimBeside(log *slog.Logger) string {
 	self, err := os.Executable()
 	if err != nil {
@@ -209,8 +210,8 @@ func shimBeside(log *slog.Logger) string {
 	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
 		return ""
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && (sys.Uid != uint32(os.Geteuid()) || st.Mode()&0o022 != 0) {
-		log.Warn("ignoring hpc-shim: it must belong to the daemon's user and not be writable by others", "path", p)
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && ((sys.Uid != 0 && sys.Uid != uint32(os.Geteuid())) || st.Mode()&0o022 != 0) {
+		log.Warn("ignoring hpc-shim: it must belong to root or the daemon's user and not be writable by others", "path", p)
 		return ""
 	}
 	return p
