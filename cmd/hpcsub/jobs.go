@@ -69,7 +69,12 @@ func (e *env) queue(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
-	list, err := cl.Jobs(ctx, user, state)
+	query := state
+	if query == "" && !c.Bool("all") {
+		// Ask only for live jobs: the server keeps every finished one.
+		query = strings.Join([]string{api.StatePending, api.StateHeld, api.StateRunning, api.StateCheckpointing, api.StateRequeued}, ",")
+	}
+	list, err := cl.Jobs(ctx, user, query)
 	if err != nil {
 		return explain(cl, err)
 	}
