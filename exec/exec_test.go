@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -445,5 +446,45 @@ func TestOutputFIFORefused(t *testing.T) {
 	o := te.run(t, s)
 	if o.State != StateFailed || !strings.Contains(o.Reason, s.Stdout) {
 		t.Errorf("outcome %+v, want FAILED naming the FIFO", o)
+	}
+}
+
+// A daemon restarted with another isolation mode (or cgroup parent) still
+// adopts, cancels and cleans up the jobs launched under the old one: the
+// launch record, not the new configuration, says where they live.
+func TestAdoptAcrossIsolationChange(t *testing.T) {
+	te := newTestExecutor(t, "")
+	if te.Isolation() != IsolationV1 {
+		t.Skipf("host isolation is %s, not cgroup-v1", te.Isolation())
+	}
+	s := te.spec("sleep 300")
+	h, err := te.Launch(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := h.PID()
+	other, err := New(Config{StateDir: te.cfg.StateDir, CgroupParent: te.parent + "-other", Isolation: IsolationNone, AllowRoot: true},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adopted, err := other.Adopt(s.JobID)
+	if err != nil {
+		t.Fatalf("adopt under another isolation: %v", err)
+	}
+	if err := adopted.Cancel("test"); err != nil {
+		t.Fatal(err)
+	}
+	if o := wait(t, adopted); o.State != StateCancelled {
+		t.Errorf("outcome %s, want CANCELLED", o.State)
+	}
+	if err := other.Release(s.JobID); err != nil {
+		t.Fatal(err)
+	}
+	if unix.Kill(pid, 0) == nil {
+		t.Errorf("job process %d still alive after cancel and release", pid)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", te.parent, fmt.Sprintf("job-%d", s.JobID))); !os.IsNotExist(err) {
+		t.Errorf("job cgroup left behind: %v", err)
 	}
 }

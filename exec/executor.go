@@ -274,9 +274,6 @@ func (e *Executor) Adopt(jobID uint64) (*Handle, error) {
 		}
 		return nil, fmt.Errorf("adopt job %d: %w", jobID, err)
 	}
-	if rec.Isolation != e.iso {
-		return nil, fmt.Errorf("adopt job %d: launched under %s, executor runs %s", jobID, rec.Isolation, e.iso)
-	}
 	var shimID, jobID2 procIdentity
 	_ = readJSON(filepath.Join(dir, shimPIDFile), &shimID)
 	_ = readJSON(filepath.Join(dir, jobPIDFile), &jobID2)
@@ -330,10 +327,21 @@ func (e *Executor) Release(jobID uint64) error {
 		}
 		cancel()
 	}
-	if err := e.killJob(jobID, 0); err != nil {
+	// A shim still alive here (its job could not be adopted) goes too,
+	// after everything below it.
+	var shimID procIdentity
+	_ = readJSON(filepath.Join(dir, shimPIDFile), &shimID)
+	if !shimID.alive() {
+		shimID.PID = 0
+	}
+	if err := e.killJob(jobID, shimID.PID); err != nil {
 		return fmt.Errorf("release job %d: %w", jobID, err)
 	}
-	if grp, err := e.drv.load(jobID); err == nil {
+	if shimID.PID > 0 {
+		_ = unix.Kill(shimID.PID, unix.SIGKILL)
+	}
+	drv, _ := e.driverFor(jobID)
+	if grp, err := drv.load(jobID); err == nil {
 		if err := grp.remove(); err != nil {
 			return fmt.Errorf("release job %d: %w", jobID, err)
 		}
@@ -346,15 +354,37 @@ func (e *Executor) Release(jobID uint64) error {
 
 // killJob kills every process of the job except the shim.
 func (e *Executor) killJob(jobID uint64, shimPID int) error {
-	grp, err := e.drv.load(jobID)
+	drv, iso := e.driverFor(jobID)
+	grp, err := drv.load(jobID)
 	if errors.Is(err, errNoCgroup) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if e.iso == IsolationNone && shimPID <= 0 {
+	if iso == IsolationNone && shimPID <= 0 {
 		return nil // no tree to walk without the shim
 	}
 	return grp.killAll(shimPID)
+}
+
+// driverFor returns the cgroup driver a job was launched under, from its
+// launch record: after a restart with another isolation mode or cgroup
+// parent (an upgrade, the data directory reached through another path),
+// the executor's own driver would look in the wrong place and kill
+// nothing. Without a readable record it is the executor's own.
+func (e *Executor) driverFor(jobID uint64) (driver, Isolation) {
+	var rec record
+	if err := readJSON(filepath.Join(e.jobDir(jobID), recordFile), &rec); err != nil {
+		return e.drv, e.iso
+	}
+	if rec.Isolation == e.iso && rec.CgroupParent == e.cfg.CgroupParent && rec.V2Mount == e.v2mount {
+		return e.drv, e.iso
+	}
+	drv, err := newDriver(rec.Isolation, rec.CgroupParent, rec.V2Mount)
+	if err != nil {
+		e.log.Warn("job launched under another isolation that is not available now", "job", jobID, "isolation", rec.Isolation, "err", err)
+		return e.drv, e.iso
+	}
+	return drv, rec.Isolation
 }

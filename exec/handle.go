@@ -94,7 +94,8 @@ func (h *Handle) Wait(ctx context.Context) (Outcome, error) {
 		}
 	}
 	// The shim removes the cgroup itself; this covers a shim that could not.
-	if grp, err := h.e.drv.load(h.jobID); err == nil {
+	drv, _ := h.e.driverFor(h.jobID)
+	if grp, err := drv.load(h.jobID); err == nil {
 		if err := grp.remove(); err != nil {
 			h.e.log.Warn("remove cgroup", "job", h.jobID, "err", err)
 		}

@@ -29,6 +29,8 @@ type fakeAgent struct {
 	reconciled [][]uint64
 	lost       map[uint64]bool // Reconcile reports these as gone
 	launchErr  error
+	// onRelease, when set, runs inside Release before it returns.
+	onRelease func(id uint64)
 	// onLaunch, when set, runs inside Launch before it returns.
 	onLaunch func(a api.Assignment)
 	// onCancel, when set, runs (outside the server's lock) after a Cancel
@@ -62,8 +64,12 @@ func (f *fakeAgent) Cancel(id uint64, _ string) error {
 
 func (f *fakeAgent) Release(id uint64) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.released = append(f.released, id)
+	cb := f.onRelease
+	f.mu.Unlock()
+	if cb != nil {
+		cb(id)
+	}
 	return nil
 }
 

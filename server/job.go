@@ -71,6 +71,9 @@ type job struct {
 	Parts   map[string]api.Outcome `json:"parts,omitempty"`
 	History []api.Transition       `json:"history"`
 
+	// releasing: the agent still holds the previous run's state; a
+	// requeued job must not start again on the node until it is released.
+	releasing     bool      `json:"-"`
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`
 }

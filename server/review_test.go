@@ -103,3 +103,26 @@ func TestWrongMethodIs405(t *testing.T) {
 		}
 	}
 }
+
+// A requeued job does not start again before the agent released its
+// previous run (the agent would refuse a second launch of the same id).
+func TestRequeuedJobWaitsForRelease(t *testing.T) {
+	h := newHarness(t, testConfig())
+	id := h.submit(jobSrc("  checkpoint {\n    max_restarts = 2\n  }"))[0]
+	h.schedule()
+	launchedDuringRelease := 0
+	h.agent.onRelease = func(uint64) {
+		before := len(h.agent.launchedIDs())
+		h.schedule() // a pass that happens to run before the release is done
+		launchedDuringRelease += len(h.agent.launchedIDs()) - before
+	}
+	h.report(id, api.StateFailed, 85)
+	if launchedDuringRelease != 0 {
+		t.Fatalf("job relaunched %d time(s) before its previous run was released", launchedDuringRelease)
+	}
+	h.agent.onRelease = nil
+	h.schedule()
+	if st := h.state(id); st != api.StateRunning {
+		t.Fatalf("after the release the requeued job is %s, want RUNNING", st)
+	}
+}

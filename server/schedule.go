@@ -31,7 +31,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 	// max_running slots must not depend on map order.
 	pending := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
-		if j.State == api.StatePending && !j.CancelRequested {
+		if j.State == api.StatePending && !j.CancelRequested && !j.releasing {
 			pending = append(pending, j)
 		}
 	}
@@ -226,17 +226,25 @@ func (s *Server) Report(o api.Outcome) {
 	default:
 		j.to(state, reason, o.End)
 	}
+	j.releasing = true
 	s.notifyLocked()
 	s.mu.Unlock()
 	if err := s.persist(o.JobID); err != nil {
 		// The agent keeps the outcome on disk until released, so the
 		// next start's reconcile reports it again.
 		s.log.Error("persist outcome", "job", o.JobID, "err", err)
+		s.mu.Lock()
+		j.releasing = false
+		s.mu.Unlock()
 		return
 	}
 	// Release first: a requeued job (exit 85, drain) may start again on
-	// the same node, which needs the old run's state gone.
+	// the same node, which needs the old run's state gone; until then the
+	// scheduler leaves it alone.
 	s.release(o)
+	s.mu.Lock()
+	j.releasing = false
+	s.mu.Unlock()
 	s.Kick()
 }
 

@@ -77,6 +77,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		kick:    make(chan struct{}, 1),
 	}
 	envs := map[string]map[string]string{}
+	var lost []uint64
 	err := st.Blobs(func(key string, data []byte) error {
 		if k, ok := strings.CutPrefix(key, envBlobPrefix); ok {
 			env := map[string]string{}
@@ -98,10 +99,14 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		if j.EnvKey != "" {
 			env, ok := envs[j.EnvKey]
 			if !ok {
-				return fmt.Errorf("job %d: its environment %s is missing from the store", id, j.EnvKey)
+				// One damaged record must not keep every other job from
+				// loading: this one can't run as submitted, so it ends.
+				log.Error("job's environment is missing from the store", "job", id, "env_key", j.EnvKey)
+				lost = append(lost, id)
+			} else {
+				j.Env, _ = s.envs.intern(env)
+				s.envs.markStored(j.EnvKey)
 			}
-			j.Env, _ = s.envs.intern(env)
-			s.envs.markStored(j.EnvKey)
 		}
 		s.jobs[id] = j
 		return nil
@@ -120,6 +125,14 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	for _, id := range lost {
+		if j := s.jobs[id]; !api.Terminal(j.State) {
+			j.to(api.StateFailed, "its environment was lost from the server's store; submit it again", time.Now())
+		}
+	}
+	if err := s.persist(lost...); err != nil {
+		return nil, fmt.Errorf("end jobs with a lost environment: %w", err)
 	}
 	counts := map[string]int{}
 	for _, j := range s.jobs {

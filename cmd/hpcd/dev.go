@@ -102,12 +102,21 @@ func runDev(parent context.Context, o devOptions) error {
 	}
 	o.dataDir = dataDir
 	// 0711: job users must reach their own files in exec/<id>/ (a script
-	// job's job.sh), but nobody may list what is here.
-	if err := os.MkdirAll(o.dataDir, 0o711); err != nil {
+	// job's job.sh), but nobody may list what is here. A directory that
+	// exists already is the admin's: its mode is left alone, with a word
+	// when job users could not get through it.
+	if st, err := os.Stat(o.dataDir); err == nil {
+		if st.Mode().Perm()&0o001 == 0 {
+			log.Warn("job users cannot enter the data directory: script jobs of users other than the daemon's will fail; chmod o+x it", "data_dir", o.dataDir)
+		}
+	} else if err := os.MkdirAll(o.dataDir, 0o711); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
-	}
-	if err := os.Chmod(o.dataDir, 0o711); err != nil {
+	} else if err := os.Chmod(o.dataDir, 0o711); err != nil { // past the umask
 		return fmt.Errorf("open data directory to job users: %w", err)
+	}
+	// The cgroup subtree is named after the real path, whatever link led here.
+	if real, err := filepath.EvalSymlinks(o.dataDir); err == nil {
+		o.dataDir = real
 	}
 	st, err := store.Open(filepath.Join(o.dataDir, "hpc.db"))
 	if err != nil {
@@ -179,10 +188,11 @@ func runDev(parent context.Context, o devOptions) error {
 		"cpus", len(reg.CPUIDs), "memory", resources.FormatBytes(reg.Memory), "gpus", len(reg.GPUs),
 		"isolation", reg.Isolation, "policy", o.policy)
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+	case serveErr = <-errc:
+		stop() // the scheduling loop ends too, before the store closes
 	}
 	log.Info("shutting down; running jobs keep running and are adopted at the next start")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -192,6 +202,9 @@ func runDev(parent context.Context, o devOptions) error {
 	stopAgent()
 	ex.Close()
 	os.Remove(ln.Addr().String())
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
 	return nil
 }
 
