@@ -152,7 +152,9 @@ func (s *shim) run(status *os.File) int {
 
 	o := s.outcome(job, timedOut, startErr, start, end)
 	if err := writeJSON(filepath.Join(s.dir, resultFile), o); err != nil {
+		// The state dir is gone (removed under us): still leave no cgroup.
 		s.log.Error("cannot write result", "err", err)
+		s.cleanup()
 		return 5
 	}
 	// The shim removes the empty cgroup itself (Release does it again if
