@@ -9,9 +9,12 @@ out=${OUT:-/tmp/gpu-smoke}
 mkdir -p "$out"
 work=$(mktemp -d)
 chmod 0777 "$work"
-export HPC_ADDR="unix://$work/hpcd.sock"
+# The socket lives apart: hpcd and hpcsub refuse a socket in a directory
+# every user may write to.
+run=$(mktemp -d)
+export HPC_ADDR="unix://$run/hpcd.sock"
 nvidia-smi -L > "$out/nvidia-smi.txt" 2>&1
-bin/hpcd dev --data-dir "$work/data" --listen "$work/hpcd.sock" > "$out/hpcd.log" 2>&1 &
+bin/hpcd dev --data-dir "$work/data" --listen "$run/hpcd.sock" > "$out/hpcd.log" 2>&1 &
 pid=$!
 for _ in $(seq 50); do bin/hpcsub nodes >/dev/null 2>&1 && break; sleep 0.2; done
 bin/hpcsub nodes > "$out/nodes.txt" 2>&1
