@@ -176,6 +176,9 @@ func (g *v1Group) killAll(shimPID int) error {
 			}
 			if pids, err = g.pids(); err != nil {
 				_ = g.cg.Thaw()
+				if g.gone() {
+					return nil
+				}
 				return err
 			}
 		}
@@ -186,6 +189,9 @@ func (g *v1Group) killAll(shimPID int) error {
 		}
 		if freeze {
 			if err := g.cg.Thaw(); err != nil {
+				if g.gone() {
+					return nil // all killed, and the shim removed the group meanwhile
+				}
 				return fmt.Errorf("thaw %s: %w", g.path, err)
 			}
 		}

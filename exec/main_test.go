@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,7 +96,14 @@ func cleanupExecutor(t *testing.T, e *Executor, parent string) {
 	}
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
 	for _, d := range dirs {
-		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+		// A shim that moved itself up into the parent group may still be
+		// exiting after writing its result: give it a moment.
+		err := os.Remove(d)
+		for i := 0; i < 100 && errors.Is(err, syscall.EBUSY); i++ {
+			time.Sleep(20 * time.Millisecond)
+			err = os.Remove(d)
+		}
+		if err != nil && !os.IsNotExist(err) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
