@@ -145,22 +145,28 @@ func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
 
 // Cancel kills the job's whole process tree; its outcome follows as usual.
 func (l *Local) Cancel(id uint64, reason string) error {
-	l.mu.Lock()
-	h := l.handles[id]
-	l.mu.Unlock()
-	if h == nil {
-		return fmt.Errorf("job %d does not run on %s", id, l.name)
+	h, err := l.handle(id)
+	if err != nil {
+		return err
 	}
 	return h.Cancel(reason)
 }
 
-// Signal sends sig to the job's processes.
-func (l *Local) Signal(id uint64, sig syscall.Signal) error {
+func (l *Local) handle(id uint64) (*exec.Handle, error) {
 	l.mu.Lock()
 	h := l.handles[id]
 	l.mu.Unlock()
 	if h == nil {
-		return fmt.Errorf("job %d does not run on %s", id, l.name)
+		return nil, fmt.Errorf("job %d does not run on %s", id, l.name)
+	}
+	return h, nil
+}
+
+// Signal sends sig to the job's processes.
+func (l *Local) Signal(id uint64, sig syscall.Signal) error {
+	h, err := l.handle(id)
+	if err != nil {
+		return err
 	}
 	return h.Signal(sig)
 }

@@ -227,30 +227,18 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request) {
 		}
 		timeout = d
 	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		j, err := s.ownJob(r)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		aj := j.apiJob()
-		changed := s.changed
-		s.mu.Unlock()
-		if api.Terminal(aj.State) {
-			writeJSON(w, http.StatusOK, aj)
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			writeJSON(w, http.StatusOK, aj)
-			return
-		case <-r.Context().Done():
-			return
-		}
+	j, err := s.ownJob(r)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	id := j.ID
+	s.mu.Unlock()
+	s.waitTerminal(r.Context(), id, timeout)
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	s.respondJob(w, id)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {

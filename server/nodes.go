@@ -133,7 +133,6 @@ func (j *job) maxRestarts() int {
 // REQUEUED, both transitions stored. A run that started counts against the
 // job's restarts; one cut short before any of its code ran does not.
 func (j *job) requeue(reason string, now time.Time, started bool) {
-	j.State = api.StateRequeued
 	j.History = append(j.History, api.Transition{Time: now, State: api.StateRequeued, Reason: reason})
 	j.State = api.StatePending
 	j.History = append(j.History, api.Transition{Time: now, State: api.StatePending, Reason: "requeued"})

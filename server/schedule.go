@@ -15,7 +15,11 @@ import (
 func (s *Server) snapshotLocked() placement.Snapshot {
 	snap := placement.Snapshot{Nodes: s.placementNodesLocked()}
 	arrayRunning := map[uint64]int{}
+	var pending []*job
 	for _, j := range s.jobs {
+		if j.State == api.StatePending && !j.CancelRequested && !j.releasing {
+			pending = append(pending, j)
+		}
 		if j.State == api.StateRunning {
 			start := j.Submit
 			if j.Start != nil {
@@ -29,12 +33,6 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 	}
 	// Pending jobs in id order: which array tasks fill the free
 	// max_running slots must not depend on map order.
-	pending := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		if j.State == api.StatePending && !j.CancelRequested && !j.releasing {
-			pending = append(pending, j)
-		}
-	}
 	sort.Slice(pending, func(a, b int) bool { return pending[a].ID < pending[b].ID })
 	for _, j := range pending {
 		if j.ArrayJobID != 0 && j.ArrayMaxRunning > 0 {

@@ -119,8 +119,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		if err := json.Unmarshal(data, n); err != nil {
 			return fmt.Errorf("node %s: %w", name, err)
 		}
-		n.agent = false
-		s.nodes[name] = n
+		s.nodes[name] = n // no agent until one attaches
 		return nil
 	})
 	if err != nil {
