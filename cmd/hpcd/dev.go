@@ -77,10 +77,14 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	// Every flag is checked before anything is created on disk.
 	switch o.policy {
 	case placement.FCFS, placement.EASY, placement.Conservative:
 	default:
 		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
+	}
+	if o.isolation != "auto" && o.isolation != "none" {
+		return cli.Exit(fmt.Sprintf("hpcd: --isolation %q: use auto or none", o.isolation), 2)
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -139,8 +143,6 @@ func runDev(parent context.Context, o devOptions) error {
 	}
 	if o.isolation == "none" {
 		excfg.Isolation = exec.IsolationNone
-	} else if o.isolation != "auto" {
-		return cli.Exit(fmt.Sprintf("hpcd: --isolation %q: use auto or none", o.isolation), 2)
 	}
 	ex, err := exec.New(excfg, log)
 	if err != nil {

@@ -47,3 +47,21 @@ func TestCgroupParentDiffersPerDataDir(t *testing.T) {
 		t.Fatalf("cgroupParent: %q and %q; want stable, distinct, under hpc/", a, b)
 	}
 }
+
+// A bad flag is refused before anything is created on disk.
+func TestBadFlagsCreateNothing(t *testing.T) {
+	for _, args := range [][]string{
+		{"--isolation", "full"},
+		{"--policy", "lifo"},
+		{"--log-level", "loud"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		code := run(append([]string{"hpcd", "dev", "--data-dir", dir, "--listen", filepath.Join(t.TempDir(), "s")}, args...))
+		if code != 2 {
+			t.Errorf("hpcd dev %v: exit %d, want 2", args, code)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("hpcd dev %v created %s", args, dir)
+		}
+	}
+}
