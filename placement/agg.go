@@ -149,17 +149,11 @@ func mergeAgg(dst *aggProfile, ps []*aggProfile) *aggProfile {
 	return dst
 }
 
-// nextStart returns the first step index at or after i from which the
-// profile holds cpus, mem and gpus throughout [t, t+wall), or -1. A step
+// nextStartFrom returns the first step index at or after i from which the
+// profile holds cpus, mem and gpus throughout [t, t+wall), or -1; a step
 // short of them rules out every start up to it, so the scan is linear.
-func (p *aggProfile) nextStart(i int, wall, cpus, mem, gpus int64) int {
-	i, _ = p.nextStartFrom(i, 0, wall, cpus, mem, gpus)
-	return i
-}
-
-// nextStartFrom is nextStart knowing that steps [i, okTo) hold the amounts
-// (okTo <= i: none known), and also returns the end of the run of steps
-// it found to hold them. Callers walking the starts one after another pass
+// Steps [i, okTo) are known to hold the amounts (okTo <= i: none known),
+// and it also returns the end of the run of steps it found to hold them. Callers walking the starts one after another pass
 // it back, so a window's steps are checked once in all, not once per
 // start: a long walltime spans thousands of steps on a conservative pass.
 func (p *aggProfile) nextStartFrom(i, okTo int, wall, cpus, mem, gpus int64) (int, int) {

@@ -62,12 +62,6 @@ func (f *fakeCluster) gpuNodes(n int, model string, g int, topo func(int) [][]re
 	return f
 }
 
-// with edits the last node added.
-func (f *fakeCluster) with(edit func(*Node)) *fakeCluster {
-	edit(&f.nodes[len(f.nodes)-1])
-	return f
-}
-
 // state sets a node's state.
 func (f *fakeCluster) state(name string, s NodeState) *fakeCluster {
 	for i := range f.nodes {

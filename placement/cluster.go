@@ -334,8 +334,6 @@ func (n *node) gpuPos(id int) int {
 	return -1
 }
 
-func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) }
-
 func popcount(ws []uint64) int {
 	k := 0
 	for _, w := range ws {

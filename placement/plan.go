@@ -269,7 +269,7 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	left := req.CPUs
 	for w := 0; w < len(cpuFree) && left > 0; w++ {
 		for m := cpuFree[w]; m != 0 && left > 0; m &= m - 1 {
-			p := w*64 + trailingZeros(m)
+			p := w*64 + bits.TrailingZeros64(m)
 			ra.cpus[w] |= 1 << (p % 64)
 			if now {
 				na.CPUs = append(na.CPUs, n.cpuID(p))
@@ -278,7 +278,7 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		}
 	}
 	for m := gpus; now && m != 0; m &= m - 1 {
-		na.GPUs = append(na.GPUs, n.gpus[trailingZeros(m)].ID)
+		na.GPUs = append(na.GPUs, n.gpus[bits.TrailingZeros64(m)].ID)
 	}
 	if req.CPUs-left == 0 {
 		c.classes[n.class].cpuless++

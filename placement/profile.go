@@ -26,9 +26,7 @@ func (c *cluster) scratchCPU(ni int32) []uint64 {
 // the window's fullest instant. cpuMask receives the cpu positions.
 func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 	n := &c.nodes[ni]
-	for w := range cpuMask {
-		cpuMask[w] = 0
-	}
+	clear(cpuMask)
 	for p := 0; p < n.ncpu; p++ {
 		cpuMask[p/64] |= 1 << (p % 64)
 	}

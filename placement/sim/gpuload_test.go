@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func refGPUPlan(s placement.Snapshot, _ time.Time, _ placement.Policy) placement
 		gpus []int
 	}
 	nodes := slices.Clone(s.Nodes)
-	slices.SortFunc(nodes, func(a, b placement.Node) int { return cmpStr(a.Name, b.Name) })
+	slices.SortFunc(nodes, func(a, b placement.Node) int { return strings.Compare(a.Name, b.Name) })
 	fr := map[string]*free{}
 	for _, n := range nodes {
 		f := &free{mem: n.Memory}
@@ -82,16 +83,6 @@ func refGPUPlan(s placement.Snapshot, _ time.Time, _ placement.Policy) placement
 		d.Starts = append(d.Starts, placement.Start{JobID: j.ID, Nodes: allocs})
 	}
 	return d
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // firstGPUs picks the first fitting set of free GPUs in id order.

@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/hpc-sched/hpc/placement"
@@ -13,7 +11,7 @@ import (
 // Plan, the workload the 10 s per policy aim is about. Profile
 // with: go test -run XXX -bench Lublin -benchtime 1x -cpuprofile cpu.out
 func BenchmarkLublin(b *testing.B) {
-	tr, err := ReadSWFFile(sharedTraceB(b, "lublin_256.swf"))
+	tr, err := ReadSWFFile(sharedTrace(b, "lublin_256.swf"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,13 +27,4 @@ func BenchmarkLublin(b *testing.B) {
 			}
 		})
 	}
-}
-
-func sharedTraceB(tb testing.TB, name string) string {
-	tb.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "traces", name)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("trace %s not found (%v)", name, err)
-	}
-	return p
 }

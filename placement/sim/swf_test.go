@@ -11,7 +11,7 @@ import (
 
 // sharedTrace finds a shipped trace relative to this package (the shared
 // folder sits beside the repository) or skips the test.
-func sharedTrace(t *testing.T, name string) string {
+func sharedTrace(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join("..", "..", "..", "shared", "traces", name)
 	if _, err := os.Stat(p); err != nil {
