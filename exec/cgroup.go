@@ -28,7 +28,7 @@ type driver interface {
 // jobGroup is one job's confinement. Implementations: v1Group, v2Group and
 // treeGroup (the fallback, which confines nothing and kills by process tree).
 type jobGroup interface {
-	// addProc moves pid in (v1: the shim, before it starts the job).
+	// enterShim moves pid in (v1: the shim, before it starts the job).
 	enterShim(pid int) error
 	// leave moves the calling shim out again once the job runs, so that
 	// freezing or killing the group never hits the shim itself.

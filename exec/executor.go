@@ -334,13 +334,13 @@ func (e *Executor) Release(jobID uint64) error {
 	if !shimID.alive() {
 		shimID.PID = 0
 	}
-	if err := e.killJob(jobID, shimID.PID); err != nil {
+	drv, iso := e.driverFor(jobID)
+	if err := killJobWith(drv, iso, jobID, shimID.PID); err != nil {
 		return fmt.Errorf("release job %d: %w", jobID, err)
 	}
 	if shimID.PID > 0 {
 		_ = unix.Kill(shimID.PID, unix.SIGKILL)
 	}
-	drv, _ := e.driverFor(jobID)
 	if grp, err := drv.load(jobID); err == nil {
 		if err := grp.remove(); err != nil {
 			return fmt.Errorf("release job %d: %w", jobID, err)
@@ -355,6 +355,10 @@ func (e *Executor) Release(jobID uint64) error {
 // killJob kills every process of the job except the shim.
 func (e *Executor) killJob(jobID uint64, shimPID int) error {
 	drv, iso := e.driverFor(jobID)
+	return killJobWith(drv, iso, jobID, shimPID)
+}
+
+func killJobWith(drv driver, iso Isolation, jobID uint64, shimPID int) error {
 	grp, err := drv.load(jobID)
 	if errors.Is(err, errNoCgroup) {
 		return nil

@@ -106,14 +106,11 @@ func (h *Handle) Wait(ctx context.Context) (Outcome, error) {
 
 // orphaned records the outcome of a job whose shim exited without a result.
 func (h *Handle) orphaned() (Outcome, error) {
-	if _, err := os.Stat(filepath.Join(h.dir, recordFile)); err != nil {
+	fi, err := os.Stat(filepath.Join(h.dir, recordFile))
+	if err != nil {
 		return Outcome{}, fmt.Errorf("job %d: %w", h.jobID, ErrUnknownJob)
 	}
-	now := time.Now()
-	o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: now, End: now}
-	if fi, err := os.Stat(filepath.Join(h.dir, recordFile)); err == nil {
-		o.Start = fi.ModTime()
-	}
+	o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: fi.ModTime(), End: time.Now()}
 	switch {
 	case h.pidLocked() == 0:
 		o.Reason = "the agent stopped before the job started"

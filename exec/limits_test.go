@@ -5,7 +5,6 @@ import (
 	"os"
 	osexec "os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,25 +215,7 @@ func TestDescendantsByChildrenMatchesProcScan(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	slices.Sort(fast)
-	var slow []int
-	ents, _ := os.ReadDir("/proc")
-	children := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if state, ppid, _, err := procStat(pid); err == nil && state != 'Z' {
-			children[ppid] = append(children[ppid], pid)
-		}
-	}
-	queue := []int{self}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		slow = append(slow, children[p]...)
-		queue = append(queue, children[p]...)
-	}
+	slow := descendantsByScan(self)
 	slices.Sort(slow)
 	if !slices.Equal(fast, slow) || len(fast) < 3 {
 		t.Fatalf("children files found %v, /proc scan %v; want the same tree of at least 3", fast, slow)

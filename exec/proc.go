@@ -73,6 +73,12 @@ func descendants(root int) []int {
 	if out, ok := descendantsByChildren(root); ok {
 		return out
 	}
+	return descendantsByScan(root)
+}
+
+// descendantsByScan finds them by reading every /proc/PID/stat: the way
+// that works on any kernel.
+func descendantsByScan(root int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
