@@ -77,7 +77,7 @@ func TestNewClientAddresses(t *testing.T) {
 
 func TestResolveAddr(t *testing.T) {
 	t.Setenv(EnvAddr, "")
-	if got, want := ResolveAddr(""), "unix://"+DefaultSocketPath(); got != want {
+	if got, want := ResolveAddr(""), "unix://"+ClientSocketPath(); got != want {
 		t.Errorf("default = %q, want %q", got, want)
 	}
 	t.Setenv(EnvAddr, "http://env:1")

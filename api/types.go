@@ -37,7 +37,7 @@ type SubmitRequest struct {
 	Source   string            `json:"source"`
 	Vars     map[string]string `json:"vars,omitempty"`
 	Env      map[string]string `json:"env,omitempty"` // submitter's environment
-	Cwd      string            `json:"cwd"`           // absolute; default workdir and output base
+	Cwd      string            `json:"cwd"`           // absolute; the default workdir
 	// Umask is the submitter's file mode mask (as Slurm propagates it), so
 	// output files are as private as the user's own; nil means 022.
 	Umask *uint32 `json:"umask,omitempty"`

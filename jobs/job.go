@@ -136,7 +136,7 @@ func decodeJob(block *hcl.Block, ctx *hcl.EvalContext) (*Spec, hcl.Diagnostics) 
 	if b := blocks["task"]; b != nil {
 		d.task(b, &spec.Task)
 	} else {
-		d.errorf(block.DefRange, "Missing task block", `A job needs a task block saying what to run, e.g. task { command = "/bin/echo" args = ["hello"] }.`)
+		d.errorf(block.DefRange, "Missing task block", `A job needs a task block saying what to run: task { ... } holding command = "/bin/echo" (or script = "...") on a line of its own.`)
 	}
 	if b := blocks["checkpoint"]; b != nil {
 		spec.Checkpoint = d.checkpoint(b, spec.Walltime, attrs["walltime"] != nil)

@@ -128,8 +128,8 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Missing job block",
-			Detail:   `A job file must hold exactly one block like: job "name" { task { command = "..." } }`,
-			Subject:  &r,
+			Detail: `A job file must hold exactly one job "name" { ... } block, with a task { ... } block inside it holding command = "/bin/echo" (or script = "...") on a line of its own.`,
+			Subject: &r,
 		})
 	}
 

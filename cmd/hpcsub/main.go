@@ -33,12 +33,6 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes one hpcsub invocation (args without the program name) and
-// returns its exit status; tests call it in-process.
-func run(args []string, stdout, stderr io.Writer) int {
-	return runContext(context.Background(), args, stdout, stderr, time.Now)
-}
-
 // env is what every command needs from its surroundings, so that tests
 // can substitute writers and the clock.
 type env struct {
@@ -66,7 +60,7 @@ func newApp(e *env) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:  "addr",
-				Usage: "hpcd address `ADDR`: unix:///path/to.sock, http://host:port or https://host:port (default $" + api.EnvAddr + ", else " + api.DefaultSocketPath() + ")",
+				Usage: "hpcd address `ADDR`: unix:///path/to.sock, http://host:port or https://host:port (default $" + api.EnvAddr + ", else " + api.ClientSocketPath() + ")",
 			},
 		},
 		Commands: []*cli.Command{
