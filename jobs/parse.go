@@ -54,17 +54,26 @@ var variableSchema = &hcl.BodySchema{
 
 // ParseFile reads path and calls Parse with it.
 func ParseFile(path string, vars map[string]string) (*Spec, error) {
+	src, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src, vars)
+}
+
+// ReadFile reads a job file for Parse, at most one byte past MaxFileSize
+// so that Parse reports an oversized file itself.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read job file: %w", err)
 	}
 	defer f.Close()
-	// Read one byte past the limit so that Parse reports the size itself.
 	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read job file %s: %w", path, err)
 	}
-	return Parse(path, src, vars)
+	return src, nil
 }
 
 // Parse parses one job file's source. vars are -var overrides (name -> raw
@@ -128,8 +137,8 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Missing job block",
-			Detail: `A job file must hold exactly one job "name" { ... } block, with a task { ... } block inside it holding command = "/bin/echo" (or script = "...") on a line of its own.`,
-			Subject: &r,
+			Detail:   `A job file must hold exactly one job "name" { ... } block, with a task { ... } block inside it holding command = "/bin/echo" (or script = "...") on a line of its own.`,
+			Subject:  &r,
 		})
 	}
 

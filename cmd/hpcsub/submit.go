@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,15 +61,9 @@ func parseVars(cmd string, flags []string) (map[string]string, error) {
 // with snippets and nothing reaches the server. The bytes returned are
 // the ones that were validated, and the ones to send.
 func readJobFile(path string, vars map[string]string) ([]byte, error) {
-	f, err := os.Open(path)
+	src, err := jobs.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read job file: %w", err)
-	}
-	defer f.Close()
-	// One byte past the limit lets the parser report the size itself.
-	src, err := io.ReadAll(io.LimitReader(f, jobs.MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read job file %s: %w", path, err)
+		return nil, fmt.Errorf("cannot %w", err)
 	}
 	if _, err := jobs.Parse(path, src, vars); err != nil {
 		return nil, err
