@@ -138,11 +138,17 @@ func (e *env) show(c *cli.Context) error {
 // jobError names the job in a failed request about it, unless the server
 // could not be reached at all (that message stands on its own).
 func jobError(cl *api.Client, id uint64, err error) error {
+	return about(cl, fmt.Sprintf("job %d", id), err)
+}
+
+// about prefixes a refusal with what it was about ("job 42", "node gpu07");
+// "no daemon" needs no subject.
+func about(cl *api.Client, what string, err error) error {
 	var ue *api.UnavailableError
 	if errors.As(err, &ue) {
 		return err
 	}
-	return fmt.Errorf("job %d: %w", id, explain(cl, err))
+	return fmt.Errorf("%s: %w", what, explain(cl, err))
 }
 
 func (e *env) printJob(j api.Job) error {

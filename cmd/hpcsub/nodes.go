@@ -168,8 +168,5 @@ func stateOr(state, fallback string) string {
 }
 
 func nodeError(cl *api.Client, name string, err error) error {
-	if _, ok := err.(*api.UnavailableError); ok {
-		return err
-	}
-	return fmt.Errorf("node %s: %w", name, explain(cl, err))
+	return about(cl, "node "+name, err)
 }
