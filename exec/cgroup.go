@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -89,14 +90,23 @@ func v2MountFor() string {
 	return v2HybridMount
 }
 
-func hasV2Controllers(mount string, want ...string) bool {
-	b, err := os.ReadFile(mount + "/cgroup.controllers")
+// v2Controllers reads the controllers a cgroup2 mount offers.
+func v2Controllers(mount string) (map[string]bool, error) {
+	b, err := os.ReadFile(filepath.Join(mount, "cgroup.controllers"))
 	if err != nil {
-		return false
+		return nil, err
 	}
 	have := map[string]bool{}
 	for _, c := range strings.Fields(string(b)) {
 		have[c] = true
+	}
+	return have, nil
+}
+
+func hasV2Controllers(mount string, want ...string) bool {
+	have, err := v2Controllers(mount)
+	if err != nil {
+		return false
 	}
 	for _, w := range want {
 		if !have[w] {

@@ -31,15 +31,11 @@ type v2Driver struct {
 }
 
 func newV2Driver(mount, parent string) (*v2Driver, error) {
-	b, err := os.ReadFile(filepath.Join(mount, "cgroup.controllers"))
+	have, err := v2Controllers(mount)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup2 at %s: %w", mount, err)
 	}
-	d := &v2Driver{mount: mount, parent: parent, have: map[string]bool{}}
-	for _, c := range strings.Fields(string(b)) {
-		d.have[c] = true
-	}
-	return d, nil
+	return &v2Driver{mount: mount, parent: parent, have: have}, nil
 }
 
 func (d *v2Driver) group(jobID uint64) string {
@@ -134,7 +130,7 @@ func (g *v2Group) killAll(shimPID int) error {
 		if len(pids) == 0 {
 			return nil
 		}
-		if round == 0 || round%20 == 0 {
+		if round%20 == 0 {
 			if err := g.m.Kill(); err != nil { // cgroup.kill, or freeze+kill before 5.14
 				return fmt.Errorf("kill %s: %w", g.dir, err)
 			}
@@ -158,10 +154,7 @@ func (g *v2Group) usage() (time.Duration, int64, bool, error) {
 		return 0, 0, false, err
 	}
 	// memory.peak exists from kernel 5.19; without it rusage's peak serves.
-	var peak int64
-	if b, err := os.ReadFile(filepath.Join(g.dir, "memory.peak")); err == nil {
-		peak, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	}
+	peak, _ := readInt(filepath.Join(g.dir, "memory.peak"))
 	return time.Duration(usec) * time.Microsecond, peak, true, nil
 }
 

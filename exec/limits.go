@@ -3,7 +3,7 @@ package exec
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,23 +60,20 @@ func deniedGPUMinors(s Spec) []int {
 	for _, g := range s.GPUs {
 		own[g.Minor] = true
 	}
-	seen := map[int]bool{}
 	var out []int
 	for _, m := range s.AllGPUMinors {
-		if own[m] || seen[m] {
-			continue
+		if !own[m] {
+			out = append(out, m)
 		}
-		seen[m] = true
-		out = append(out, m)
 	}
-	sort.Ints(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // CPUSetString renders CPU ids in the kernel's list format, e.g. "0-3,8".
 func CPUSetString(cpus []int) string {
-	c := append([]int(nil), cpus...)
-	sort.Ints(c)
+	c := slices.Clone(cpus)
+	slices.Sort(c)
 	var b strings.Builder
 	for i := 0; i < len(c); {
 		j := i
