@@ -21,11 +21,16 @@ func FuzzParse(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(string(src), "epochs", "10")
+		f.Add(string(src), "", "") // no -var: files without variables parse to the end
 	}
 	f.Add(job(`resources { memory = "64GB" }`), "x", "1")
 	f.Add("variable \"n\" { default = 2 }\n"+job(`nodes = var.n`), "n", "3")
 	f.Fuzz(func(t *testing.T, src, name, value string) {
-		spec, err := Parse("fuzz.hcl", []byte(src), map[string]string{name: value})
+		var vars map[string]string
+		if name != "" {
+			vars = map[string]string{name: value}
+		}
+		spec, err := Parse("fuzz.hcl", []byte(src), vars)
 		if (spec == nil) == (err == nil) {
 			t.Fatalf("Parse returned spec %v and error %v", spec, err)
 		}
