@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // randomSnapshot is a small random cluster and queue: some nodes draining
@@ -31,7 +32,7 @@ func randomSnapshot(seed uint64) Snapshot {
 
 var allPolicies = []Policy{
 	{Backfill: FCFS}, {Backfill: EASY}, {Backfill: Conservative}, {Backfill: Conservative, Depth: 3},
-	{Backfill: EASY, FirstFit: true}, {Backfill: EASY, AgeWeight: 10},
+	{Backfill: EASY, FirstFit: true}, {Backfill: EASY, Weights: PriorityWeights{Priority: 1000, Age: 1680, AgeMax: 168 * time.Hour}},
 }
 
 func TestPropertyNoOverAllocation(t *testing.T) {

@@ -80,6 +80,10 @@ type Job struct {
 	PerNode  Request
 	Walltime time.Duration
 	Features []string
+	// FairShare is the account's fair-share factor in [0,1], supplied by
+	// the server: Slurm's 2^(-usage/shares), 1 for an unused share. It
+	// counts only through PriorityWeights.FairShare.
+	FairShare float64
 }
 
 // Snapshot is everything Plan looks at. Order of the slices does not
@@ -104,8 +108,11 @@ type Policy struct {
 	Backfill Backfill
 	// Depth bounds conservative reservations (0: every blocked job).
 	Depth int
-	// AgeWeight is priority points a job gains per hour of waiting.
-	AgeWeight float64
+	// Weights order the queue by effective priority (EffectivePriority);
+	// all zero keeps the plain order: priority, submit time, id.
+	Weights PriorityWeights
+	// Sorter orders the queue; nil is PrioritySorter{Weights}.
+	Sorter QueueSorter
 	// FirstFit disables scoring and takes the first feasible node in name
 	// order; the baseline the GPU workload comparison measures against.
 	FirstFit bool

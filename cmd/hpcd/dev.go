@@ -151,7 +151,7 @@ func runDev(parent context.Context, o devOptions) error {
 
 	admins := []uint32{uint32(os.Getuid())}
 	srv, err := server.New(server.Config{
-		Policy:          placement.Policy{Backfill: o.policy, AgeWeight: 1},
+		Policy:          placement.Policy{Backfill: o.policy, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
 		DefaultWalltime: o.walltime,
 		AllowRoot:       true,
 		AdminUIDs:       admins,
