@@ -102,6 +102,8 @@ type Job struct {
 
 	Usage   *Usage       `json:"usage,omitempty"`
 	History []Transition `json:"history,omitempty"`
+	// Runs holds one accounting record per run that ended, oldest first.
+	Runs []Run `json:"runs,omitempty"`
 }
 
 // GPU is one GPU of a node as the API shows it.

@@ -70,6 +70,8 @@ type job struct {
 	// Parts holds the outcomes of a multi-node job's parts reported so far.
 	Parts   map[string]api.Outcome `json:"parts,omitempty"`
 	History []api.Transition       `json:"history"`
+	// Runs is the accounting record of every run that ended (accounting.go).
+	Runs []api.Run `json:"runs,omitempty"`
 
 	// releasing: the agent still holds the previous run's state; a
 	// requeued job must not start again on the node until it is released.
@@ -156,6 +158,7 @@ func (j *job) apiJob() api.Job {
 		Restarts:    j.Restarts,
 		Usage:       j.Usage,
 		History:     j.History,
+		Runs:        j.Runs,
 	}
 	if j.ArrayIndex >= 0 {
 		idx := j.ArrayIndex

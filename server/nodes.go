@@ -96,6 +96,7 @@ func (s *Server) endLost(id uint64, reason string, now time.Time) {
 		s.mu.Unlock()
 		return
 	}
+	run := j.lostRun(now)
 	if j.CancelRequested {
 		j.to(api.StateCancelled, "cancelled by user; "+reason, now)
 	} else if j.Requeue && j.Restarts < j.maxRestarts() {
@@ -104,6 +105,7 @@ func (s *Server) endLost(id uint64, reason string, now time.Time) {
 	} else {
 		j.to(api.StateNodeFail, reason, now)
 	}
+	j.endRun(run, run.Start.IsZero())
 	s.notifyLocked()
 	s.mu.Unlock()
 	if err := s.persist(id); err != nil {

@@ -208,6 +208,7 @@ func (s *Server) Report(o api.Outcome) {
 	u := o.Usage
 	u.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * u.ElapsedSeconds
 	j.Usage = &u
+	run := j.startRun(o, u)
 	code := o.ExitCode
 	j.ExitCode = &code
 	j.Signal = o.Signal
@@ -224,6 +225,7 @@ func (s *Server) Report(o api.Outcome) {
 	default:
 		j.to(state, reason, o.End)
 	}
+	j.endRun(run, o.NeverStarted)
 	j.releasing = true
 	s.notifyLocked()
 	s.mu.Unlock()

@@ -47,7 +47,7 @@ func Open(path string) (*Store, error) {
 	// Many concurrent submits share one commit (and one fsync) this way.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketNodes, bucketMeta, bucketBlobs} {
+		for _, b := range append([][]byte{bucketJobs, bucketNodes, bucketMeta, bucketBlobs}, archiveBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
