@@ -41,6 +41,9 @@ type SubmitRequest struct {
 	// Umask is the submitter's file mode mask (as Slurm propagates it), so
 	// output files are as private as the user's own; nil means 022.
 	Umask *uint32 `json:"umask,omitempty"`
+	// Files holds the task's script_file, read by the client (name as the
+	// job file writes it -> contents): the server never reads user paths.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // SubmitResponse names the jobs created (several for an array).

@@ -32,6 +32,7 @@ func TestOutcomes(t *testing.T) {
       echo "to stderr" >&2
     EOT
   }
+  error = "hpc-%j.err"
 }`,
 			state: api.StateCompleted,
 			check: func(t *testing.T, j api.Job) {

@@ -182,7 +182,7 @@ func (s *shim) startJob() (pid int, startErr string, err error) {
 	spec := s.rec.Spec
 	cfg := initConfig{Argv: spec.Argv, Env: JobEnv(spec), Dir: spec.Dir, Stdout: spec.Stdout, Stderr: spec.Stderr, Umask: spec.Umask, CheckpointDir: spec.CheckpointDir}
 	if spec.Script != "" {
-		cfg.Argv = []string{"/bin/sh", filepath.Join(s.dir, scriptFile)}
+		cfg.Argv = scriptArgv(spec.Script, filepath.Join(s.dir, scriptFile))
 	}
 	if s.rec.Isolation == IsolationNone && spec.Memory > 0 {
 		cfg.DataLimit = uint64(spec.Memory)

@@ -17,8 +17,10 @@ import (
 // means "not set" in HCL) and on an unknown value (a variable that already
 // failed), so callers simply keep their default.
 type decoder struct {
-	ctx   *hcl.EvalContext
-	diags hcl.Diagnostics
+	ctx      *hcl.EvalContext
+	diags    hcl.Diagnostics
+	filename string  // the job file, for paths relative to it
+	opt      Options // how to read a script_file
 }
 
 func (d *decoder) errorf(subject hcl.Range, summary, format string, args ...any) {

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,6 +44,19 @@ func TestExamples(t *testing.T) {
 			want(t, "checkpoint", *s.Checkpoint, Checkpoint{Mode: "signal", Signal: "SIGUSR1", Warn: 10 * time.Minute, Interval: time.Hour, MaxRestarts: 5})
 			want(t, "requeue", s.Requeue, true)
 		},
+		"long.hcl": func(t *testing.T, s *Spec) {
+			want(t, "cpus", s.Resources.CPUs, 2)
+			want(t, "argv", s.Task.Args, []string{"600"})
+		},
+		"script-file.hcl": func(t *testing.T, s *Spec) {
+			want(t, "script_file", s.Task.ScriptFile, "run.sh")
+			want(t, "shebang", strings.SplitN(s.Task.Script, "\n", 2)[0], "#!/bin/bash")
+		},
+		"pipeline.hcl": func(t *testing.T, s *Spec) {
+			want(t, "name", s.Name, "merge-sweep")
+			want(t, "depends_on", s.DependsOn, []Dependency{{DepAfterOK, "sweep"}})
+			want(t, "shell ${} kept", strings.Contains(s.Task.Script, `"merged-${HPC_JOB_ID}.txt"`), true)
+		},
 		"array.hcl": func(t *testing.T, s *Spec) {
 			want(t, "array", *s.Array, Array{Count: 10, MaxRunning: 3})
 			want(t, "output", s.Output, "sweep-%j-%a.out")
@@ -56,6 +70,9 @@ func TestExamples(t *testing.T) {
 	for _, path := range files {
 		base := filepath.Base(path)
 		seen[base] = true
+		if base == "bad.hcl" {
+			continue // TestBadExample
+		}
 		t.Run(base, func(t *testing.T) {
 			s, err := ParseFile(path, nil)
 			if err != nil {
@@ -70,6 +87,21 @@ func TestExamples(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("examples/%s is missing", name)
 		}
+	}
+}
+
+// TestBadExample checks the README's validate example: both mistakes, at
+// the positions the README shows.
+func TestBadExample(t *testing.T) {
+	_, err := ParseFile(filepath.Join("examples", "bad.hcl"), nil)
+	var je *Error
+	if !errors.As(err, &je) {
+		t.Fatalf("bad.hcl: got %v, want diagnostics", err)
+	}
+	lines := je.Lines()
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "examples/bad.hcl:2:14: Invalid value for walltime") ||
+		!strings.HasPrefix(lines[1], "examples/bad.hcl:4:14: Invalid value for memory") {
+		t.Errorf("bad.hcl diagnostics = %q", lines)
 	}
 }
 

@@ -44,6 +44,7 @@ var jobSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "account"}, {Name: "priority"}, {Name: "walltime"}, {Name: "nodes"},
 		{Name: "features"}, {Name: "requeue"}, {Name: "output"}, {Name: "error"},
+		{Name: "depends_on"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "resources"}, {Type: "task"}, {Type: "checkpoint"}, {Type: "array"},
@@ -62,6 +63,7 @@ var gpuSchema = &hcl.BodySchema{
 var taskSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "command"}, {Name: "args"}, {Name: "script"}, {Name: "env"}, {Name: "workdir"},
+		{Name: "script_file"},
 	},
 }
 
@@ -72,15 +74,15 @@ var checkpointSchema = &hcl.BodySchema{
 }
 
 var arraySchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "count", Required: true}, {Name: "max_running"}},
+	Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "indices"}, {Name: "max_running"}},
 }
 
 // decodeJob decodes and validates the job block. It returns a Spec even when
 // it reported errors; Parse discards it then.
-func decodeJob(block *hcl.Block, ctx *hcl.EvalContext) (*Spec, hcl.Diagnostics) {
-	d := &decoder{ctx: ctx}
+func decodeJob(block *hcl.Block, ctx *hcl.EvalContext, filename string, opt Options) (*Spec, hcl.Diagnostics) {
+	d := &decoder{ctx: ctx, filename: filename, opt: opt}
 	spec := &Spec{
-		Name:      block.Labels[0],
+		Name:      d.jobName(block),
 		Priority:  DefaultPriority,
 		Nodes:     DefaultNodes,
 		Resources: Resources{CPUs: DefaultCPUs, Memory: DefaultMemory, GPU: GPU{Link: DefaultGPULink}},
@@ -128,6 +130,9 @@ func decodeJob(block *hcl.Block, ctx *hcl.EvalContext) (*Spec, hcl.Diagnostics) 
 	}
 	if a := attrs["error"]; a != nil {
 		spec.Error = d.pattern(a, "error", spec.Error)
+	}
+	if a := attrs["depends_on"]; a != nil {
+		spec.DependsOn = d.dependsOn(a)
 	}
 
 	if b := blocks["resources"]; b != nil {
@@ -233,12 +238,20 @@ func (d *decoder) resources(b *hcl.Block, r *Resources) {
 func (d *decoder) task(b *hcl.Block, t *Task) {
 	c, _ := d.content(b.Body, taskSchema)
 	attrs := c.Attributes
-	cmd, script := attrs["command"], attrs["script"]
+	cmd, script, file := attrs["command"], attrs["script"], attrs["script_file"]
 	switch {
 	case cmd != nil && script != nil:
-		d.errorf(script.NameRange, "Conflicting task command and script", "A task has exactly one of command (a program and args) or script (run with /bin/sh); remove one.")
-	case cmd == nil && script == nil:
-		d.errorf(b.DefRange, "Missing task command", `A task needs command = "program" (with args) or script = <<-EOT ... EOT.`)
+		d.errorf(script.NameRange, "Conflicting task command and script", "A task has exactly one of command (a program and args) or script (run with its #! interpreter, else /bin/sh); remove one.")
+	case file != nil && (cmd != nil || script != nil):
+		d.errorf(file.NameRange, "Conflicting task script_file", "A task has exactly one of command, script or script_file; remove the others.")
+	case cmd == nil && script == nil && file == nil:
+		d.errorf(b.DefRange, "Missing task command", `A task needs command = "program" (with args), script = <<-EOT ... EOT, or script_file = "run.sh".`)
+	}
+	if file != nil {
+		if name, text, ok := d.scriptFile(file); ok {
+			t.ScriptFile, t.Script = name, text
+			d.checkShebang(file.Expr.Range(), text)
+		}
 	}
 	if cmd != nil {
 		if s, ok := d.str(cmd, "command"); ok {
@@ -254,10 +267,11 @@ func (d *decoder) task(b *hcl.Block, t *Task) {
 				d.errorf(script.Expr.Range(), "Invalid value for script", "script must hold 1 byte to 1 MiB of shell; for more, save it as a file and run it with command.")
 			}
 			t.Script = s
+			d.checkShebang(script.Expr.Range(), s)
 		}
 	}
 	if a := attrs["args"]; a != nil {
-		if script != nil && cmd == nil {
+		if (script != nil || file != nil) && cmd == nil {
 			d.errorf(a.NameRange, "Invalid task args", "args go with command; a script takes its arguments inline. Use command = \"/bin/sh\" with args = [\"script.sh\", ...] to pass arguments.")
 		}
 		if list, _, ok := d.strList(a, "args", maxArgs); ok {
@@ -363,8 +377,18 @@ func (d *decoder) array(b *hcl.Block) *Array {
 	c, _ := d.content(b.Body, arraySchema)
 	arr := &Array{}
 	countOK := false
-	if a := c.Attributes["count"]; a != nil {
-		arr.Count, countOK = d.integer(a, "array.count", 1, maxArrayCount)
+	ca, ia := c.Attributes["count"], c.Attributes["indices"]
+	switch {
+	case ca != nil && ia != nil:
+		d.errorf(ia.NameRange, "Conflicting array count and indices", `An array has count = N (indices 0..N-1) or indices = "1-99:2", not both.`)
+	case ca == nil && ia == nil:
+		d.errorf(b.DefRange, "Missing array count", `An array needs count = N (indices 0..N-1) or indices = "1-99:2".`)
+	}
+	if ca != nil {
+		arr.Count, countOK = d.integer(ca, "array.count", 1, maxArrayCount)
+	} else if ia != nil {
+		arr.Indices, countOK = d.indices(ia)
+		arr.Count = len(arr.Indices)
 	}
 	arr.MaxRunning = arr.Count
 	if a := c.Attributes["max_running"]; a != nil {

@@ -80,10 +80,33 @@ func ReadFile(path string) ([]byte, error) {
 // string). On any problem it returns nil and an *Error holding every
 // diagnostic found; nothing partial is returned.
 func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
+	return ParseWith(filename, src, vars, Options{})
+}
+
+// Options are what Parse needs beyond the job file itself.
+type Options struct {
+	// ReadScript returns the contents of a task's script_file, a path as
+	// written in the file. Nil reads it from disk, relative to the job
+	// file's directory (as hpcsub does on the login node); the server
+	// passes the files the client sent, never its own disk.
+	ReadScript func(name string) ([]byte, error)
+}
+
+// ParseWith is Parse with Options.
+func ParseWith(filename string, src []byte, vars map[string]string, opt Options) (*Spec, error) {
 	p := hclparse.NewParser()
+	orig := src
+	rw := rewrite{src: src}
 	fail := func(diags hcl.Diagnostics) (*Spec, error) {
+		rw.restore(diags)
+		shellHint(diags)
 		sortDiags(diags)
-		return nil, &Error{Diags: diags, Files: p.Files(), filename: filename}
+		files := p.Files()
+		if f := files[filename]; f != nil {
+			// Snippets show the file as the user wrote it.
+			f.Bytes = orig
+		}
+		return nil, &Error{Diags: diags, Files: files, filename: filename}
 	}
 	if len(src) > MaxFileSize {
 		return fail(hcl.Diagnostics{{
@@ -93,6 +116,8 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
 		}})
 	}
+	rw = shellPassThrough(filename, src)
+	src = rw.src
 	if diags := guardSource(filename, src); diags.HasErrors() {
 		return fail(diags)
 	}
@@ -151,7 +176,7 @@ func Parse(filename string, src []byte, vars map[string]string) (*Spec, error) {
 	var spec *Spec
 	if jobBlock != nil {
 		var jdiags hcl.Diagnostics
-		spec, jdiags = decodeJob(jobBlock, ctx)
+		spec, jdiags = decodeJob(jobBlock, ctx, filename, opt)
 		diags = append(diags, jdiags...)
 	}
 	if diags.HasErrors() || spec == nil {

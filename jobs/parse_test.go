@@ -90,7 +90,7 @@ func TestBadInput(t *testing.T) {
 		{"checkpoint max_restarts", job(`checkpoint { max_restarts = 1001 }`), nil, 2, 31, "from 0 to 1000"},
 		{"array count zero", job(`array { count = 0 }`), nil, 2, 19, "array.count must be a whole number from 1 to 100000"},
 		{"array count huge", job(`array { count = 100001 }`), nil, 2, 19, "from 1 to 100000"},
-		{"array count missing", job("array {\n  }"), nil, 2, 9, `The argument "count" is required`},
+		{"array count missing", job("array {\n  }"), nil, 2, 3, "An array needs count = N"},
 		{"array max_running > count", job("array {\n    count = 5\n    max_running = 6\n  }"), nil, 4, 19, "array.max_running must be a whole number from 1 to 5"},
 		{"array label", job(`array "x" { count = 1 }`), nil, 2, 9, "Extraneous label"},
 		{"syntax error", job(`nodes = `), nil, 2, 11, "Invalid expression"},

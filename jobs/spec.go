@@ -15,9 +15,10 @@ type Spec struct {
 	Resources  Resources // per node
 	Task       Task
 	Output     string      // pattern, default "hpc-%j.out"
-	Error      string      // pattern, default "hpc-%j.err"
+	Error      string      // pattern; "" (default): stderr goes to the output file
 	Checkpoint *Checkpoint // nil if no block
 	Array      *Array      // nil if no block
+	DependsOn  []Dependency
 }
 
 // Resources is what the job needs on each of its nodes.
@@ -36,13 +37,15 @@ type GPU struct {
 }
 
 // Task is what runs. Exactly one of Command and Script is set; Args go with
-// Command only. A Script is run with /bin/sh.
+// Command only. A Script runs with the interpreter of its "#!" line, else
+// /bin/sh. ScriptFile names the file Script was read from, if any.
 type Task struct {
-	Command string
-	Args    []string
-	Script  string
-	Env     map[string]string // never nil
-	Workdir string            // "" = submit dir
+	Command    string
+	Args       []string
+	Script     string
+	ScriptFile string
+	Env        map[string]string // never nil
+	Workdir    string            // "" = submit dir
 }
 
 // Checkpoint is the job's checkpoint policy.
@@ -54,10 +57,20 @@ type Checkpoint struct {
 	MaxRestarts int           // default 3
 }
 
-// Array makes the job an array of Count tasks, indices 0..Count-1, at most
-// MaxRunning (default Count) at once.
+// Array makes the job an array of Count tasks, indices 0..Count-1 (or
+// Indices, ascending, when given), at most MaxRunning (default Count) at
+// once.
 type Array struct {
 	Count, MaxRunning int
+	Indices           []int // nil: 0..Count-1
+}
+
+// Index is the array index of the array's i-th task.
+func (a *Array) Index(i int) int {
+	if a.Indices != nil {
+		return a.Indices[i]
+	}
+	return i
 }
 
 // Defaults applied by Parse.
@@ -67,7 +80,7 @@ const (
 	DefaultCPUs        = 1
 	DefaultMemory      = int64(1 << 30)
 	DefaultOutput      = "hpc-%j.out"
-	DefaultError       = "hpc-%j.err"
+	DefaultError       = "" // stderr joins stdout unless error is set, as sbatch does
 	DefaultGPULink     = "any"
 	DefaultCkptMode    = "signal"
 	DefaultCkptSignal  = "SIGUSR1"

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		Resources: Resources{CPUs: 1, Memory: 1 << 30, GPU: GPU{Link: "any"}},
 		Task:      Task{Command: "/bin/true", Env: map[string]string{}},
 		Output:    "hpc-%j.out",
-		Error:     "hpc-%j.err",
+		Error:     "",
 	})
 }
 

@@ -161,6 +161,12 @@ func ParseSize(s string) (int64, error) {
 // the job name, %u the user and %% a literal percent sign. Unknown sequences
 // are kept as written, as Slurm does.
 func ExpandPattern(pattern string, id uint64, arrayIndex int, name, user string) string {
+	return ExpandArrayPattern(pattern, id, id, arrayIndex, name, user)
+}
+
+// ExpandArrayPattern is ExpandPattern for an array element: %A is the
+// array's id (the job's own id when it is not in an array).
+func ExpandArrayPattern(pattern string, id, arrayJobID uint64, arrayIndex int, name, user string) string {
 	if !strings.Contains(pattern, "%") {
 		return pattern
 	}
@@ -175,6 +181,8 @@ func ExpandPattern(pattern string, id uint64, arrayIndex int, name, user string)
 		switch pattern[i] {
 		case 'j':
 			b.WriteString(strconv.FormatUint(id, 10))
+		case 'A':
+			b.WriteString(strconv.FormatUint(arrayJobID, 10))
 		case 'a':
 			if arrayIndex >= 0 {
 				b.WriteString(strconv.Itoa(arrayIndex))

@@ -82,7 +82,7 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	if err := checkSubmitRequest(req); err != nil {
 		return api.SubmitResponse{}, err
 	}
-	spec, err := jobs.Parse(req.Filename, []byte(req.Source), req.Vars)
+	spec, err := jobs.ParseWith(req.Filename, []byte(req.Source), req.Vars, jobs.Options{ReadScript: sentFile(req.Files)})
 	if err != nil {
 		var je *jobs.Error
 		if errors.As(err, &je) {
@@ -153,6 +153,8 @@ func checkSubmitRequest(req api.SubmitRequest) error {
 		return refuse(http.StatusBadRequest, "filename must be 1..%d bytes", maxPathBytes)
 	case !filepath.IsAbs(req.Cwd) || len(req.Cwd) > maxPathBytes || strings.ContainsRune(req.Cwd, 0):
 		return refuse(http.StatusBadRequest, "cwd must be an absolute path of at most %d bytes", maxPathBytes)
+	case len(req.Files) > 1:
+		return refuse(http.StatusBadRequest, "files holds %d entries; a job has at most one script_file", len(req.Files))
 	case len(req.Env) > maxEnvEntries:
 		return refuse(http.StatusBadRequest, "environment has %d variables, at most %d allowed", len(req.Env), maxEnvEntries)
 	}
@@ -230,7 +232,7 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
 	j.ID = id
 	if spec.Array != nil {
 		j.ArrayJobID = id - uint64(i)
-		j.ArrayIndex = i
+		j.ArrayIndex = spec.Array.Index(i)
 	}
 	if spec.Checkpoint != nil {
 		// Beside the job's other files (the shared filesystem of the
@@ -238,7 +240,10 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
 		j.CheckpointDir = filepath.Join(j.Workdir, ".hpc-checkpoint", strconv.FormatUint(id, 10))
 	}
 	j.Output = resolveOutput(spec.Output, &j)
-	j.Error = resolveOutput(spec.Error, &j)
+	j.Error = j.Output // stderr joins stdout unless error is set, as sbatch does
+	if spec.Error != "" {
+		j.Error = resolveOutput(spec.Error, &j)
+	}
 	j.Submit = now
 	j.History = nil
 	j.to(api.StatePending, "submitted", now)
@@ -248,7 +253,11 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
 // resolveOutput expands an output pattern and makes it absolute against
 // the job's working directory, as Slurm does.
 func resolveOutput(pattern string, j *job) string {
-	p := jobs.ExpandPattern(pattern, j.ID, j.ArrayIndex, j.Name, j.User)
+	arrayID := j.ID
+	if j.ArrayJobID != 0 {
+		arrayID = j.ArrayJobID
+	}
+	p := jobs.ExpandArrayPattern(pattern, j.ID, arrayID, j.ArrayIndex, j.Name, j.User)
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(j.Workdir, p)
 	}

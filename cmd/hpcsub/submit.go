@@ -60,15 +60,16 @@ func parseVars(cmd string, flags []string) (map[string]string, error) {
 // readJobFile reads and parses a job file locally, so mistakes are shown
 // with snippets and nothing reaches the server. The bytes returned are
 // the ones that were validated, and the ones to send.
-func readJobFile(path string, vars map[string]string) ([]byte, error) {
+func readJobFile(path string, vars map[string]string) ([]byte, *jobs.Spec, error) {
 	src, err := jobs.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot %w", err)
+		return nil, nil, fmt.Errorf("cannot %w", err)
 	}
-	if _, err := jobs.Parse(path, src, vars); err != nil {
-		return nil, err
+	spec, err := jobs.Parse(path, src, vars)
+	if err != nil {
+		return nil, nil, err
 	}
-	return src, nil
+	return src, spec, nil
 }
 
 // printParseError shows HCL diagnostics with file:line:col and snippets;
@@ -92,7 +93,7 @@ func (e *env) validate(c *cli.Context) error {
 	}
 	failed := false
 	for _, path := range c.Args().Slice() {
-		if _, err := readJobFile(path, vars); err != nil {
+		if _, _, err := readJobFile(path, vars); err != nil {
 			e.printParseError(err)
 			failed = true
 			continue
@@ -121,7 +122,7 @@ func (e *env) submit(c *cli.Context) error {
 		return err
 	}
 	path := c.Args().First()
-	src, err := readJobFile(path, vars)
+	src, spec, err := readJobFile(path, vars)
 	if err != nil {
 		e.printParseError(err)
 		return exitStatus(1)
@@ -141,6 +142,10 @@ func (e *env) submit(c *cli.Context) error {
 		Env:      environ(),
 		Cwd:      cwd,
 		Umask:    currentUmask(),
+	}
+	if spec.Task.ScriptFile != "" {
+		// Sent as validated here: the server never reads user paths.
+		req.Files = map[string]string{spec.Task.ScriptFile: spec.Task.Script}
 	}
 	ctx, cancel := e.request()
 	resp, err := cl.Submit(ctx, req)

@@ -1,5 +1,6 @@
 # A shell script job. The heredoc (<<-EOT) strips the common indentation;
-# the script runs with /bin/sh in the directory you submitted from.
+# the script runs with /bin/sh (or its #! line) in the directory you
+# submitted from. Shell ${VAR} and $VAR pass through; only ${var.x} is HCL.
 variable "greeting" { default = "hello" }
 
 job "script" {
