@@ -132,7 +132,7 @@ func (l *Local) watch(id uint64, h *exec.Handle) {
 
 func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
 	return api.Outcome{
-		JobID: id, Node: node, State: o.State, ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
+		JobID: id, Node: node, State: api.JobState(o.State), ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
 		NeverStarted: o.NeverStarted,
 		Start:        o.Start, End: o.End,
 		Usage: api.Usage{

@@ -16,7 +16,7 @@ type Run struct {
 	Memory   int64     `json:"memory"`
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
-	State    string    `json:"state"`           // how the run ended: COMPLETED, FAILED, REQUEUED, NODE_FAIL, ...
+	State    JobState  `json:"state"`           // how the run ended: COMPLETED, FAILED, REQUEUED, NODE_FAIL, ...
 	Cause    string    `json:"cause,omitempty"` // why it ended, in words
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Signal   string    `json:"signal,omitempty"`

@@ -38,7 +38,7 @@ type Assignment struct {
 type Outcome struct {
 	JobID    uint64    `json:"job_id"`
 	Node     string    `json:"node"`
-	State    string    `json:"state"` // COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, NODE_FAIL
+	State    JobState  `json:"state"` // COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, NODE_FAIL
 	ExitCode int       `json:"exit_code"`
 	Signal   string    `json:"signal,omitempty"`
 	Reason   string    `json:"reason,omitempty"`

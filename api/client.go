@@ -218,6 +218,11 @@ func (c *Client) Release(ctx context.Context, id uint64) (Job, error) {
 	return c.jobAction(ctx, RouteJobRelease, id)
 }
 
+// Requeue stops a running job and queues it again, using one of its restarts.
+func (c *Client) Requeue(ctx context.Context, id uint64) (Job, error) {
+	return c.jobAction(ctx, RouteJobRequeue, id)
+}
+
 func (c *Client) jobAction(ctx context.Context, route string, id uint64) (Job, error) {
 	var j Job
 	err := c.do(ctx, http.MethodPost, jobRoute(route, id), nil, nil, &j)

@@ -15,6 +15,7 @@ const (
 	RouteJobCancel  = "/v1/jobs/{id}/cancel"    // POST
 	RouteJobHold    = "/v1/jobs/{id}/hold"      // POST
 	RouteJobRelease = "/v1/jobs/{id}/release"   // POST
+	RouteJobRequeue = "/v1/jobs/{id}/requeue"   // POST: stop a running job and queue it again
 	RouteNodes      = "/v1/nodes"               // GET
 	RouteNodeDrain  = "/v1/nodes/{name}/drain"  // POST DrainRequest (admin)
 	RouteNodeResume = "/v1/nodes/{name}/resume" // POST (admin)

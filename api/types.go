@@ -5,23 +5,41 @@ package api
 
 import "time"
 
-// Job states, written exactly as users see them.
+// JobState is a job's state, written exactly as users see it.
+type JobState string
+
+// Job states.
 const (
-	StatePending       = "PENDING"
-	StateHeld          = "HELD"
-	StateRunning       = "RUNNING"
-	StateCompleted     = "COMPLETED"
-	StateFailed        = "FAILED"
-	StateTimeout       = "TIMEOUT"
-	StateOutOfMemory   = "OUT_OF_MEMORY"
-	StateCancelled     = "CANCELLED"
-	StateNodeFail      = "NODE_FAIL"
-	StateCheckpointing = "CHECKPOINTING"
-	StateRequeued      = "REQUEUED"
+	StatePending       JobState = "PENDING"
+	StateHeld          JobState = "HELD"
+	StateRunning       JobState = "RUNNING"
+	StateCompleted     JobState = "COMPLETED"
+	StateFailed        JobState = "FAILED"
+	StateTimeout       JobState = "TIMEOUT"
+	StateOutOfMemory   JobState = "OUT_OF_MEMORY"
+	StateCancelled     JobState = "CANCELLED"
+	StateNodeFail      JobState = "NODE_FAIL"
+	StateCheckpointing JobState = "CHECKPOINTING"
+	StateRequeued      JobState = "REQUEUED"
+)
+
+// NodeState is a node's state as the API shows it.
+type NodeState string
+
+// Node states: an attached node is IDLE, MIXED or ALLOCATED by what runs
+// on it, DRAINING/DRAINED once an admin (or the server) drained it, and
+// DOWN while no agent is attached.
+const (
+	NodeIdle      NodeState = "IDLE"
+	NodeMixed     NodeState = "MIXED"
+	NodeAllocated NodeState = "ALLOCATED"
+	NodeDraining  NodeState = "DRAINING"
+	NodeDrained   NodeState = "DRAINED"
+	NodeDown      NodeState = "DOWN"
 )
 
 // Terminal reports whether a job in state s never changes again.
-func Terminal(s string) bool {
+func Terminal(s JobState) bool {
 	switch s {
 	case StateCompleted, StateFailed, StateTimeout, StateOutOfMemory, StateCancelled, StateNodeFail:
 		return true
@@ -54,7 +72,7 @@ type SubmitResponse struct {
 // Transition is one stored change of a job's state.
 type Transition struct {
 	Time   time.Time `json:"time"`
-	State  string    `json:"state"`
+	State  JobState  `json:"state"`
 	Reason string    `json:"reason,omitempty"`
 }
 
@@ -68,18 +86,18 @@ type Usage struct {
 
 // Job is a job as the API shows it.
 type Job struct {
-	ID         uint64 `json:"id"`
-	Name       string `json:"name"`
-	User       string `json:"user"`
-	UID        int    `json:"uid"`
-	Account    string `json:"account"`
-	Priority   int    `json:"priority"`
-	State      string `json:"state"`
-	Reason     string `json:"reason,omitempty"` // why pending, or why it ended
-	ExitCode   *int   `json:"exit_code"`        // null until it ends with a code
-	Signal     string `json:"signal,omitempty"` // e.g. "SIGKILL" when killed by a signal
-	ArrayJobID uint64 `json:"array_job_id,omitempty"`
-	ArrayIndex *int   `json:"array_index,omitempty"`
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name"`
+	User       string   `json:"user"`
+	UID        int      `json:"uid"`
+	Account    string   `json:"account"`
+	Priority   int      `json:"priority"`
+	State      JobState `json:"state"`
+	Reason     string   `json:"reason,omitempty"` // why pending, or why it ended
+	ExitCode   *int     `json:"exit_code"`        // null until it ends with a code
+	Signal     string   `json:"signal,omitempty"` // e.g. "SIGKILL" when killed by a signal
+	ArrayJobID uint64   `json:"array_job_id,omitempty"`
+	ArrayIndex *int     `json:"array_index,omitempty"`
 
 	NodesWanted int      `json:"nodes_wanted"`
 	CPUs        int      `json:"cpus"`   // per node
@@ -122,7 +140,7 @@ type GPU struct {
 // Node is a node as the API shows it.
 type Node struct {
 	Name        string    `json:"name"`
-	State       string    `json:"state"` // IDLE, MIXED, ALLOCATED, DRAINING, DRAINED, DOWN
+	State       NodeState `json:"state"`
 	Reason      string    `json:"reason,omitempty"`
 	CPUs        int       `json:"cpus"`
 	CPUsUsed    int       `json:"cpus_used"`

@@ -184,7 +184,7 @@ func (c *cluster) show(id uint64) api.Job {
 }
 
 // waitState polls until job id is in one of states.
-func (c *cluster) waitState(id uint64, timeout time.Duration, states ...string) api.Job {
+func (c *cluster) waitState(id uint64, timeout time.Duration, states ...api.JobState) api.Job {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var j api.Job

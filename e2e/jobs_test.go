@@ -18,7 +18,7 @@ func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name     string
 		src      string
-		state    string
+		state    api.JobState
 		exitCode int // hpcsub submit --wait's exit status
 		check    func(t *testing.T, j api.Job)
 	}{

@@ -22,7 +22,7 @@ func TestEveryRunIsAccounted(t *testing.T) {
 		t.Fatalf("%d runs recorded, want 2: %+v", len(j.Runs), j.Runs)
 	}
 	for i, want := range []struct {
-		state string
+		state api.JobState
 		exit  int
 	}{{api.StateRequeued, 85}, {api.StateCompleted, 0}} {
 		r := j.Runs[i]

@@ -13,10 +13,10 @@ import (
 func TestGangEndsWithItsFirstFailingPart(t *testing.T) {
 	tests := []struct {
 		name       string
-		first      string // state of n1's part, reported first
-		wantStop   bool   // n2 is told to stop
-		second     string // state n2 reports
-		wantState  string
+		first      api.JobState // state of n1's part, reported first
+		wantStop   bool         // n2 is told to stop
+		second     api.JobState // state n2 reports
+		wantState  api.JobState
 		wantReason string
 	}{
 		{"all complete", api.StateCompleted, false, api.StateCompleted, api.StateCompleted, ""},

@@ -236,9 +236,9 @@ func (h *harness) job(id uint64) job {
 	return *j
 }
 
-func (h *harness) state(id uint64) string { return h.job(id).State }
+func (h *harness) state(id uint64) api.JobState { return h.job(id).State }
 
-func (h *harness) report(id uint64, state string, code int) {
+func (h *harness) report(id uint64, state api.JobState, code int) {
 	h.srv.Report(api.Outcome{JobID: id, Node: h.reg.Name, State: state, ExitCode: code,
 		Reason: "test outcome", Usage: api.Usage{ElapsedSeconds: 10, CPUSeconds: 5, PeakMemory: 1 << 20}})
 }
@@ -262,8 +262,8 @@ func apiStatus(err error) int {
 }
 
 // states lists the states of a job's history in order.
-func states(hist []api.Transition) []string {
-	var out []string
+func states(hist []api.Transition) []api.JobState {
+	var out []api.JobState
 	for _, tr := range hist {
 		out = append(out, tr.State)
 	}

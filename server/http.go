@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -55,9 +54,18 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.RouteJobs, s.handleList)
 	mux.HandleFunc("GET "+api.RouteJob, s.handleGet)
 	mux.HandleFunc("GET "+api.RouteJobWait, s.handleWait)
-	mux.HandleFunc("POST "+api.RouteJobCancel, s.handleCancel)
-	mux.HandleFunc("POST "+api.RouteJobHold, s.handleHold)
-	mux.HandleFunc("POST "+api.RouteJobRelease, s.handleRelease)
+	mux.HandleFunc("POST "+api.RouteJobCancel, s.jobAction(func(r *http.Request, c Caller, id uint64) (api.Job, error) {
+		return s.CancelJob(r.Context(), c, id)
+	}))
+	mux.HandleFunc("POST "+api.RouteJobHold, s.jobAction(func(_ *http.Request, c Caller, id uint64) (api.Job, error) {
+		return s.HoldJob(c, id)
+	}))
+	mux.HandleFunc("POST "+api.RouteJobRelease, s.jobAction(func(_ *http.Request, c Caller, id uint64) (api.Job, error) {
+		return s.ReleaseJob(c, id)
+	}))
+	mux.HandleFunc("POST "+api.RouteJobRequeue, s.jobAction(func(_ *http.Request, c Caller, id uint64) (api.Job, error) {
+		return s.RequeueJob(c, id)
+	}))
 	mux.HandleFunc("GET "+api.RouteNodes, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.apiNodes())
 	})
@@ -67,7 +75,7 @@ func (s *Server) Handler() http.Handler {
 	// not a 404.
 	for path, allow := range map[string]string{
 		api.RouteHealth: "GET", api.RouteJobs: "GET, POST", api.RouteJob: "GET", api.RouteJobWait: "GET",
-		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST",
+		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST", api.RouteJobRequeue: "POST",
 		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +110,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, err error) {
 	var re *requestError
 	if !errors.As(err, &re) {
-		re = refuse(http.StatusInternalServerError, "%v", err)
+		re = refuse(statusOf(err), "%v", err)
 	}
 	writeJSON(w, re.status, api.Error{Error: re.msg, Diagnostics: re.diags})
 }
@@ -156,10 +164,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, refuse(http.StatusForbidden, "only admins may list other users' jobs"))
 		return
 	}
-	states := map[string]bool{}
+	states := map[api.JobState]bool{}
 	for _, st := range strings.Split(q.Get("state"), ",") {
 		if st = strings.ToUpper(strings.TrimSpace(st)); st != "" {
-			states[st] = true
+			states[api.JobState(st)] = true
 		}
 	}
 	s.mu.Lock()
@@ -186,9 +194,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 // ownJob finds job {id} and checks that the caller may see it; s.mu is
 // held on success.
 func (s *Server) ownJob(r *http.Request) (*job, error) {
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	id, err := jobID(r)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "job id %q is not a number", r.PathValue("id"))
+		return nil, err
 	}
 	c := callerOf(r)
 	s.mu.Lock()
@@ -241,49 +249,30 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request) {
 	s.respondJob(w, id)
 }
 
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	j, err := s.ownJob(r)
+// jobID is the {id} of the request's path.
+func jobID(r *http.Request) (uint64, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil {
-		writeError(w, err)
-		return
+		return 0, refuse(http.StatusBadRequest, "job id %q is not a number", r.PathValue("id"))
 	}
-	id, now := j.ID, time.Now()
-	var agents []Agent
-	switch {
-	case api.Terminal(j.State):
-		st := j.State
-		s.mu.Unlock()
-		writeError(w, refuse(http.StatusConflict, "job %d already ended (%s)", id, st))
-		return
-	case j.State == api.StateRunning:
-		j.CancelRequested = true
-		for _, a := range j.Alloc {
-			if ag := s.agents[a.Node]; ag != nil {
-				agents = append(agents, ag)
-			}
+	return id, nil
+}
+
+// jobAction serves one of the POST actions on a job.
+func (s *Server) jobAction(act func(r *http.Request, c Caller, id uint64) (api.Job, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := jobID(r)
+		if err != nil {
+			writeError(w, err)
+			return
 		}
-	default:
-		j.CancelRequested = true
-		j.to(api.StateCancelled, fmt.Sprintf("cancelled by uid %d", callerOf(r).UID), now)
-	}
-	s.notifyLocked()
-	s.mu.Unlock()
-	// Durable first: a cancel acknowledged before a crash is re-sent on restart.
-	if err := s.persist(id); err != nil {
-		writeError(w, err)
-		return
-	}
-	for _, a := range agents {
-		if err := a.Cancel(id, "cancelled by user"); err != nil {
-			s.log.Warn("cancel on agent", "job", id, "err", err)
+		aj, err := act(r, callerOf(r), id)
+		if err != nil {
+			writeError(w, err)
+			return
 		}
+		writeJSON(w, http.StatusOK, aj)
 	}
-	if len(agents) > 0 {
-		// Answer with the end state, as users expect from a cancel, unless
-		// the kill takes long; the cancel is durable either way.
-		s.waitTerminal(r.Context(), id, 5*time.Second)
-	}
-	s.respondJob(w, id)
 }
 
 // waitTerminal blocks until job id is terminal, ctx ends or d passes.
@@ -309,47 +298,13 @@ func (s *Server) waitTerminal(ctx context.Context, id uint64, d time.Duration) {
 }
 
 func (s *Server) respondJob(w http.ResponseWriter, id uint64) {
-	s.mu.Lock()
-	aj := s.jobs[id].apiJob()
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, aj)
-}
-
-func (s *Server) handleHold(w http.ResponseWriter, r *http.Request) {
-	s.moveJob(w, r, api.StatePending, api.StateHeld, "held by user")
-}
-
-func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
-	s.moveJob(w, r, api.StateHeld, api.StatePending, "released by user")
-}
-
-func (s *Server) moveJob(w http.ResponseWriter, r *http.Request, from, to, reason string) {
-	j, err := s.ownJob(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if j.State != from {
-		id, st := j.ID, j.State
-		s.mu.Unlock()
-		writeError(w, refuse(http.StatusConflict, "job %d is %s, not %s", id, st, from))
-		return
-	}
-	j.to(to, reason, time.Now())
-	id := j.ID
-	s.notifyLocked()
-	s.mu.Unlock()
-	if err := s.persist(id); err != nil {
-		writeError(w, err)
-		return
-	}
-	s.Kick()
-	s.respondJob(w, id)
+	writeJSON(w, http.StatusOK, s.apiJob(id))
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 	if !s.isAdmin(callerOf(r).UID) {
-		writeError(w, refuse(http.StatusForbidden, "only admins may drain nodes"))
+		// Before reading the body: a non-admin learns nothing more.
+		writeError(w, forbidden("only admins may drain nodes"))
 		return
 	}
 	var req api.DrainRequest
@@ -357,35 +312,19 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 1024 {
-		writeError(w, refuse(http.StatusBadRequest, "a drain needs a reason of 1..1024 characters (--reason)"))
+	n, err := s.DrainNode(callerOf(r), r.PathValue("name"), req.Reason, req.Requeue)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	if status, err := s.setDrain(r.PathValue("name"), true, req.Reason, req.Requeue); err != nil {
-		writeError(w, refuse(status, "%v", err))
-		return
-	}
-	s.respondNode(w, r.PathValue("name"))
+	writeJSON(w, http.StatusOK, n)
 }
 
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
-	if !s.isAdmin(callerOf(r).UID) {
-		writeError(w, refuse(http.StatusForbidden, "only admins may resume nodes"))
+	n, err := s.ResumeNode(callerOf(r), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	if status, err := s.setDrain(r.PathValue("name"), false, "", false); err != nil {
-		writeError(w, refuse(status, "%v", err))
-		return
-	}
-	s.respondNode(w, r.PathValue("name"))
-}
-
-func (s *Server) respondNode(w http.ResponseWriter, name string) {
-	for _, n := range s.apiNodes() {
-		if n.Name == name {
-			writeJSON(w, http.StatusOK, n)
-			return
-		}
-	}
-	writeError(w, refuse(http.StatusNotFound, "no node named %q", name))
+	writeJSON(w, http.StatusOK, n)
 }

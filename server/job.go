@@ -53,7 +53,7 @@ type job struct {
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`
 
-	State           string                `json:"state"`
+	State           api.JobState          `json:"state"`
 	Reason          string                `json:"reason,omitempty"`
 	ExitCode        *int                  `json:"exit_code,omitempty"`
 	Signal          string                `json:"signal,omitempty"`
@@ -73,16 +73,13 @@ type job struct {
 	// Runs is the accounting record of every run that ended (accounting.go).
 	Runs []api.Run `json:"runs,omitempty"`
 
-	// releasing: the agent still holds the previous run's state; a
-	// requeued job must not start again on the node until it is released.
-	releasing     bool      `json:"-"`
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`
 }
 
 // to records a state change with its time and reason. Terminal states
 // never change: callers check before, this guards the rule once more.
-func (j *job) to(state, reason string, now time.Time) {
+func (j *job) to(state api.JobState, reason string, now time.Time) {
 	if api.Terminal(j.State) {
 		return
 	}

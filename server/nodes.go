@@ -1,9 +1,7 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
@@ -38,17 +36,17 @@ type Reconciler interface {
 // otherwise ended (or requeued when the job allows it) with a clear reason.
 func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 	now := time.Now()
-	s.mu.Lock()
-	n, ok := s.nodes[reg.Name]
-	if !ok {
-		n = &node{}
-		s.nodes[reg.Name] = n
+	_, err := s.updateNode(reg.Name, func(n *node) error {
+		n.Reg = reg
+		n.LastContact = now
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", reg.Name, err)
 	}
-	n.Reg = reg
-	n.LastContact = now
-	n.agent = true
+	s.mu.Lock()
+	s.nodes[reg.Name].agent = true
 	s.agents[reg.Name] = a
-	data, err := json.Marshal(n)
 	var running, cancels []uint64
 	for id, j := range s.jobs {
 		if j.State == api.StateRunning && j.onNode(reg.Name) {
@@ -59,12 +57,6 @@ func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 		}
 	}
 	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("encode node %s: %w", reg.Name, err)
-	}
-	if err := s.store.PutNode(reg.Name, data); err != nil {
-		return err
-	}
 	sort.Slice(running, func(i, k int) bool { return running[i] < running[k] })
 	var lost []uint64
 	if r, ok := a.(Reconciler); ok {
@@ -90,26 +82,26 @@ func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 // endLost ends a job whose processes are gone without an outcome: it is
 // requeued when the job allows it and restarts remain, else NODE_FAIL.
 func (s *Server) endLost(id uint64, reason string, now time.Time) {
-	s.mu.Lock()
-	j, ok := s.jobs[id]
-	if !ok || api.Terminal(j.State) {
-		s.mu.Unlock()
-		return
-	}
-	run := j.lostRun(now)
-	if j.CancelRequested {
-		j.to(api.StateCancelled, "cancelled by user; "+reason, now)
-	} else if j.Requeue && j.Restarts < j.maxRestarts() {
-		j.History = append(j.History, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
-		j.requeue(reason, now, true)
-	} else {
-		j.to(api.StateNodeFail, reason, now)
-	}
-	j.endRun(run, run.Start.IsZero())
-	s.notifyLocked()
-	s.mu.Unlock()
-	if err := s.persist(id); err != nil {
-		s.log.Error("persist lost job", "job", id, "err", err)
+	_, err := s.updateJob(id, func(j *job) error {
+		switch {
+		case api.Terminal(j.State):
+			return skipJob
+		}
+		run := j.lostRun(now)
+		switch {
+		case j.CancelRequested:
+			j.to(api.StateCancelled, "cancelled by user; "+reason, now)
+		case j.Requeue && j.Restarts < j.maxRestarts():
+			j.History = append(j.History, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
+			j.requeue(reason, now, true)
+		default:
+			j.to(api.StateNodeFail, reason, now)
+		}
+		j.endRun(run, run.Start.IsZero())
+		return nil
+	})
+	if err != nil {
+		s.log.Error("end lost job", "job", id, "err", err)
 	}
 }
 
@@ -230,17 +222,17 @@ func (s *Server) apiNodes() []api.Node {
 		}
 		switch {
 		case !n.agent:
-			an.State = "DOWN"
+			an.State = api.NodeDown
 		case n.Drain && len(u.jobs) > 0:
-			an.State, an.Reason = "DRAINING", n.DrainReason
+			an.State, an.Reason = api.NodeDraining, n.DrainReason
 		case n.Drain:
-			an.State, an.Reason = "DRAINED", n.DrainReason
+			an.State, an.Reason = api.NodeDrained, n.DrainReason
 		case len(u.jobs) == 0:
-			an.State = "IDLE"
+			an.State = api.NodeIdle
 		case u.cpus >= an.CPUs || (len(an.GPUs) > 0 && len(u.gpus) >= len(an.GPUs)):
-			an.State = "ALLOCATED"
+			an.State = api.NodeAllocated
 		default:
-			an.State = "MIXED"
+			an.State = api.NodeMixed
 		}
 		out = append(out, an)
 	}
@@ -249,57 +241,64 @@ func (s *Server) apiNodes() []api.Node {
 }
 
 // setDrain drains or resumes a node durably.
-func (s *Server) setDrain(name string, drain bool, reason string, requeue bool) (int, error) {
+func (s *Server) setDrain(name string, drain bool, reason string, requeue bool) error {
 	s.mu.Lock()
-	n, ok := s.nodes[name]
-	if !ok {
-		s.mu.Unlock()
-		return http.StatusNotFound, fmt.Errorf("no node named %q: see `hpcsub nodes`", name)
-	}
-	n.Drain, n.DrainReason, n.DrainRequeue = drain, reason, requeue
-	if !drain {
-		n.DrainReason, n.DrainRequeue = "", false
-	}
-	data, err := json.Marshal(n)
+	_, ok := s.nodes[name]
 	s.mu.Unlock()
-	if err != nil {
-		return http.StatusInternalServerError, err
+	if !ok {
+		return notFound("no node named %q: see `hpcsub nodes`", name)
 	}
-	if err := s.store.PutNode(name, data); err != nil {
-		return http.StatusInternalServerError, err
+	_, err := s.updateNode(name, func(n *node) error {
+		n.Drain, n.DrainReason, n.DrainRequeue = drain, reason, requeue
+		if !drain {
+			n.DrainReason, n.DrainRequeue = "", false
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if drain && requeue {
-		s.requeueNode(name)
+		if err := s.requeueNode(name); err != nil {
+			return fmt.Errorf("node %s is drained, but its jobs were not requeued: %w", name, err)
+		}
 	}
 	s.Kick()
-	return http.StatusOK, nil
+	return nil
 }
 
 // requeueNode asks the node's agent to stop the jobs that may be requeued.
-func (s *Server) requeueNode(name string) {
+func (s *Server) requeueNode(name string) error {
 	s.mu.Lock()
 	a := s.agents[name]
 	var ids []uint64
 	for id, j := range s.jobs {
 		if j.State == api.StateRunning && j.onNode(name) && j.Requeue {
-			j.RequeueRequested = true
 			ids = append(ids, id)
 		}
 	}
 	s.mu.Unlock()
 	// Durable first, as with a user's cancel: after a crash the stop is
 	// still a requeue, not a cancellation.
-	if err := s.persist(ids...); err != nil {
-		s.log.Error("persist drain requeue", "err", err)
-		return
+	changed, err := s.updateJobs(ids, func(j *job) error {
+		if j.State != api.StateRunning || !j.onNode(name) || !j.Requeue {
+			return skipJob
+		}
+		j.RequeueRequested = true
+		return nil
+	})
+	if err != nil {
+		s.log.Error("persist drain requeue", "node", name, "err", err)
+		return err
 	}
-	for _, id := range ids {
+	for _, j := range changed {
 		if a != nil {
-			if err := a.Cancel(id, "node drained with requeue"); err != nil {
-				s.log.Warn("stop job for drain", "job", id, "err", err)
+			if err := a.Cancel(j.ID, "node drained with requeue"); err != nil {
+				s.log.Warn("stop job for drain", "job", j.ID, "err", err)
 			}
 		}
 	}
+	return nil
 }
 
 // EndJobsOnNodesWithoutAgent ends the RUNNING jobs of every node that has

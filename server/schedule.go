@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,7 +18,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 	arrayRunning := map[uint64]int{}
 	var pending []*job
 	for _, j := range s.jobs {
-		if j.State == api.StatePending && !j.CancelRequested && !j.releasing {
+		if j.State == api.StatePending && !j.CancelRequested && !s.releasing[j.ID] {
 			pending = append(pending, j)
 		}
 		if j.State == api.StateRunning {
@@ -61,50 +62,44 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 	}
 	dec := placement.Plan(snap, now, s.cfg.Policy)
 
-	s.mu.Lock()
-	var started []uint64
+	starts := map[uint64]placement.Start{}
+	ids := make([]uint64, 0, len(dec.Starts))
 	for _, st := range dec.Starts {
-		j, ok := s.jobs[st.JobID]
-		if !ok || j.State != api.StatePending || j.CancelRequested {
-			continue
+		starts[st.JobID] = st
+		ids = append(ids, st.JobID)
+	}
+	s.mu.Lock()
+	for _, w := range dec.Waiting {
+		if j, ok := s.jobs[w.JobID]; ok {
+			j.waitReason = string(w.Reason) // derived, never stored: set in place
+			j.reservedStart = w.ReservedStart
 		}
+	}
+	s.mu.Unlock()
+	// Committed before any agent is told; a job that changed since the
+	// snapshot (cancelled, held) is left alone.
+	changed, err := s.updateJobs(ids, func(j *job) error {
+		if j.State != api.StatePending || j.CancelRequested || s.releasing[j.ID] {
+			return skipJob
+		}
+		st := starts[j.ID]
 		t := now
 		j.Start = &t
 		j.Alloc = st.Nodes
 		j.waitReason, j.reservedStart = "", time.Time{}
 		j.to(api.StateRunning, "started on "+strings.Join(j.nodeNames(), ","), now)
 		j.Reason = "" // the start reason lives in the history only
-		started = append(started, j.ID)
-	}
-	for _, w := range dec.Waiting {
-		if j, ok := s.jobs[w.JobID]; ok {
-			j.waitReason = string(w.Reason)
-			j.reservedStart = w.ReservedStart
-		}
-	}
-	if len(started) > 0 {
-		s.notifyLocked()
-	}
-	s.mu.Unlock()
-	if len(started) == 0 {
-		return
-	}
-	if err := s.persist(started...); err != nil {
-		// Not durable: nothing was launched, so put them back in the queue.
+		return nil
+	})
+	if err != nil {
+		// Not durable: nothing changed and nothing was launched; the jobs
+		// stay in the queue for the next pass.
 		s.log.Error("persist starts", "err", err)
-		s.mu.Lock()
-		for _, id := range started {
-			j := s.jobs[id]
-			j.State, j.Alloc, j.Start = api.StatePending, nil, nil
-			j.History = j.History[:len(j.History)-1]
-			if j.CancelRequested {
-				// Cancelled meanwhile: the scheduler skips such jobs, so
-				// end it here or it would wait forever.
-				j.to(api.StateCancelled, "cancelled by user", time.Now())
-			}
-		}
-		s.mu.Unlock()
 		return
+	}
+	started := make([]uint64, 0, len(changed))
+	for _, j := range changed {
+		started = append(started, j.ID)
 	}
 	// Launches fork shims and create cgroups: run them side by side, and
 	// never make the scheduling loop wait for one (a launch that hangs must
@@ -121,7 +116,7 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 // launch hands a started job to the agents of its nodes.
 func (s *Server) launch(ctx context.Context, id uint64) {
 	s.mu.Lock()
-	j := s.jobs[id]
+	j := s.jobs[id] // the record as committed at start; never edited in place
 	type part struct {
 		a    Agent
 		node string
@@ -152,7 +147,7 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 		// A cancel that arrived while the job was being launched found no
 		// process to kill yet: send it now that there is one.
 		s.mu.Lock()
-		cancel := j.CancelRequested
+		cancel := s.jobs[id].CancelRequested
 		s.mu.Unlock()
 		if cancel {
 			if err := p.a.Cancel(id, "cancelled by user"); err != nil {
@@ -170,37 +165,74 @@ func (s *Server) Report(o api.Outcome) {
 	if o.End.IsZero() {
 		o.End = now
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[o.JobID]
-	if !ok || api.Terminal(j.State) || j.State == api.StatePending {
-		s.mu.Unlock()
+	var (
+		partOnly bool    // a gang part that is not the last: recorded, job runs on
+		stop     []Agent // the rest of a gang to stop
+		ignored  bool    // from a node outside the allocation
+		done     bool    // nothing to record: already ended or back in the queue
+	)
+	_, err := s.updateJob(o.JobID, func(j *job) error {
+		if api.Terminal(j.State) || j.State == api.StatePending {
+			done = true
+			return skipJob
+		}
+		if !j.onNode(o.Node) {
+			ignored = true
+			return skipJob
+		}
+		if len(j.Alloc) > 1 {
+			var last bool
+			o, last, stop = s.gangPartLocked(j, o)
+			if !last {
+				partOnly = true
+				return nil
+			}
+		}
+		s.applyOutcome(j, o)
+		// The agent still holds this run's state: a requeued job must not
+		// start again until it is released. Set before the commit so the
+		// scheduler can't start the installed record in between.
+		s.releasing[j.ID] = true
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound) || done:
 		s.release(o)
 		return
-	}
-	if !j.onNode(o.Node) {
-		s.mu.Unlock()
+	case ignored:
 		s.log.Warn("ignoring an outcome from a node outside the job's allocation", "job", o.JobID, "node", o.Node)
 		return
-	}
-	if len(j.Alloc) > 1 {
-		var done bool
-		var stop []Agent
-		o, done, stop = s.gangPartLocked(j, o)
-		if !done {
-			s.mu.Unlock()
-			if err := s.persist(o.JobID); err != nil {
-				s.log.Error("persist part outcome", "job", o.JobID, "err", err)
-				return
+	case err != nil:
+		// The agent keeps the outcome on disk until released, so the
+		// next start's reconcile reports it again.
+		s.log.Error("persist outcome", "job", o.JobID, "err", err)
+		s.mu.Lock()
+		delete(s.releasing, o.JobID)
+		s.mu.Unlock()
+		return
+	case partOnly:
+		s.release(o)
+		for _, a := range stop {
+			if err := a.Cancel(o.JobID, "another node of the job ended: "+o.Reason); err != nil {
+				s.log.Warn("stop the rest of a gang", "job", o.JobID, "err", err)
 			}
-			s.release(o)
-			for _, a := range stop {
-				if err := a.Cancel(o.JobID, "another node of the job ended: "+o.Reason); err != nil {
-					s.log.Warn("stop the rest of a gang", "job", o.JobID, "err", err)
-				}
-			}
-			return
 		}
+		return
 	}
+	// Release first: a requeued job (exit 85, drain) may start again on
+	// the same node, which needs the old run's state gone; until then the
+	// scheduler leaves it alone.
+	s.release(o)
+	s.mu.Lock()
+	delete(s.releasing, o.JobID)
+	s.mu.Unlock()
+	s.Kick()
+}
+
+// applyOutcome records the job's final outcome o on j (a copy being
+// changed): its end state, or back to the queue when the system stopped
+// it, it never started, or it asked to run again (exit 85).
+func (s *Server) applyOutcome(j *job, o api.Outcome) {
 	state, reason := o.State, o.Reason
 	if j.CancelRequested && state != api.StateCompleted {
 		state, reason = api.StateCancelled, "cancelled by user"
@@ -218,7 +250,7 @@ func (s *Server) Report(o api.Outcome) {
 		// Nothing of it ran: back to the queue, without using a restart.
 		j.requeue("never started: "+reason, o.End, false)
 	case j.RequeueRequested && !j.CancelRequested && restartable && state != api.StateCompleted:
-		j.requeue("stopped by the system ("+reason+"): node drained with requeue", o.End, true)
+		j.requeue("stopped by the system to be requeued ("+reason+")", o.End, true)
 		j.RequeueRequested = false
 	case o.ExitCode == 85 && j.MaxRestarts > 0 && restartable && state == api.StateFailed:
 		j.requeue("exit code 85: checkpoint saved, run again", o.End, true)
@@ -226,26 +258,6 @@ func (s *Server) Report(o api.Outcome) {
 		j.to(state, reason, o.End)
 	}
 	j.endRun(run, o.NeverStarted)
-	j.releasing = true
-	s.notifyLocked()
-	s.mu.Unlock()
-	if err := s.persist(o.JobID); err != nil {
-		// The agent keeps the outcome on disk until released, so the
-		// next start's reconcile reports it again.
-		s.log.Error("persist outcome", "job", o.JobID, "err", err)
-		s.mu.Lock()
-		j.releasing = false
-		s.mu.Unlock()
-		return
-	}
-	// Release first: a requeued job (exit 85, drain) may start again on
-	// the same node, which needs the old run's state gone; until then the
-	// scheduler leaves it alone.
-	s.release(o)
-	s.mu.Lock()
-	j.releasing = false
-	s.mu.Unlock()
-	s.Kick()
 }
 
 func (s *Server) release(o api.Outcome) {

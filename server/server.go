@@ -1,7 +1,7 @@
 // Package server is the central daemon's state: the job queue and its
 // state machine, the node registry, the scheduling loop that feeds the
 // placer, and the /v1 HTTP API. Every state change is committed to the
-// store before it is acknowledged.
+// store before it is installed in memory and acknowledged (commit.go).
 package server
 
 import (
@@ -53,6 +53,14 @@ type Server struct {
 	changed chan struct{} // closed and replaced on every job change (long-poll waiters)
 	envs    envCache
 
+	// writing holds the write slot of each job being changed (commit.go).
+	writing map[uint64]chan struct{}
+	// nodeWrites serialises node changes (commit.go).
+	nodeWrites sync.Mutex
+	// releasing: the agent still holds a job's previous run; a requeued
+	// job must not start again on the node until it is released.
+	releasing map[uint64]bool
+
 	kick     chan struct{}
 	launches sync.WaitGroup // launches in flight, joined at shutdown
 }
@@ -67,14 +75,16 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		cfg.Policy.Backfill = placement.EASY
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   st,
-		log:     log,
-		jobs:    map[uint64]*job{},
-		nodes:   map[string]*node{},
-		agents:  map[string]Agent{},
-		changed: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
+		cfg:       cfg,
+		store:     st,
+		log:       log,
+		jobs:      map[uint64]*job{},
+		nodes:     map[string]*node{},
+		agents:    map[string]Agent{},
+		changed:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		writing:   map[uint64]chan struct{}{},
+		releasing: map[uint64]bool{},
 	}
 	envs := map[string]map[string]string{}
 	var lost []uint64
@@ -125,15 +135,17 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load nodes: %w", err)
 	}
-	for _, id := range lost {
-		if j := s.jobs[id]; !api.Terminal(j.State) {
-			j.to(api.StateFailed, "its environment was lost from the server's store; submit it again", time.Now())
+	_, err = s.updateJobs(lost, func(j *job) error {
+		if api.Terminal(j.State) {
+			return skipJob
 		}
-	}
-	if err := s.persist(lost...); err != nil {
+		j.to(api.StateFailed, "its environment was lost from the server's store; submit it again", time.Now())
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("end jobs with a lost environment: %w", err)
 	}
-	counts := map[string]int{}
+	counts := map[api.JobState]int{}
 	for _, j := range s.jobs {
 		counts[j.State]++
 	}
@@ -153,29 +165,6 @@ func (s *Server) Kick() {
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// persist durably writes the current state of the given jobs. It must be
-// called without s.mu held: the store encodes inside its transaction,
-// taking the lock there, so the last commit always carries the newest
-// state even when updates of one job race.
-func (s *Server) persist(ids ...uint64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.store.WriteJobs(ids, func(id uint64) ([]byte, bool, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		j, ok := s.jobs[id]
-		if !ok {
-			return nil, false, nil
-		}
-		data, err := json.Marshal(j)
-		if err != nil {
-			return nil, false, fmt.Errorf("encode job %d: %w", id, err)
-		}
-		return data, true, nil
-	})
 }
 
 // Run schedules until ctx ends, then waits for the launches it started.

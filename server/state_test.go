@@ -13,7 +13,7 @@ import (
 )
 
 // checkHistory asserts the job's stored transitions, each with a time and a reason.
-func checkHistory(t *testing.T, j job, want ...string) {
+func checkHistory(t *testing.T, j job, want ...api.JobState) {
 	t.Helper()
 	if got := states(j.History); !slices.Equal(got, want) {
 		t.Errorf("job %d history %v, want %v", j.ID, got, want)
@@ -90,7 +90,7 @@ func TestCancelPending(t *testing.T) {
 		t.Errorf("a cancelled job was launched")
 	}
 	// Terminal states never change: a late outcome is ignored.
-	for _, st := range []string{api.StateCompleted, api.StateFailed, api.StateNodeFail} {
+	for _, st := range []api.JobState{api.StateCompleted, api.StateFailed, api.StateNodeFail} {
 		h.report(id, st, 7)
 	}
 	after := h.job(id)
@@ -126,7 +126,7 @@ func TestRunningRecordsAllocation(t *testing.T) {
 
 func TestOutcomes(t *testing.T) {
 	cases := []struct {
-		state  string
+		state  api.JobState
 		code   int
 		signal string
 	}{
@@ -175,7 +175,7 @@ func TestExit85Requeues(t *testing.T) {
 	h := newHarness(t, testConfig())
 	id := h.submit(jobSrc(ckpt))[0]
 	plain := h.submit(jobSrc(""))[0]
-	want := []string{api.StatePending}
+	want := []api.JobState{api.StatePending}
 	for run := 0; run < 3; run++ {
 		h.schedule()
 		want = append(want, api.StateRunning)

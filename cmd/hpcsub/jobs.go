@@ -15,8 +15,8 @@ import (
 )
 
 var allStates = []string{
-	api.StatePending, api.StateHeld, api.StateRunning, api.StateCheckpointing, api.StateRequeued,
-	api.StateCompleted, api.StateFailed, api.StateTimeout, api.StateOutOfMemory, api.StateCancelled, api.StateNodeFail,
+	string(api.StatePending), string(api.StateHeld), string(api.StateRunning), string(api.StateCheckpointing), string(api.StateRequeued),
+	string(api.StateCompleted), string(api.StateFailed), string(api.StateTimeout), string(api.StateOutOfMemory), string(api.StateCancelled), string(api.StateNodeFail),
 }
 
 // parseStates reads --state: one state or a comma-separated list, in any
@@ -72,7 +72,7 @@ func (e *env) queue(c *cli.Context) error {
 	query := state
 	if query == "" && !c.Bool("all") {
 		// Ask only for live jobs: the server keeps every finished one.
-		query = strings.Join([]string{api.StatePending, api.StateHeld, api.StateRunning, api.StateCheckpointing, api.StateRequeued}, ",")
+		query = strings.Join(allStates[:5], ",") // the live ones
 	}
 	list, err := cl.Jobs(ctx, user, query)
 	if err != nil {
@@ -84,7 +84,7 @@ func (e *env) queue(c *cli.Context) error {
 	for _, j := range list {
 		switch {
 		case user != "" && j.User != user:
-		case state != "" && !states[j.State]:
+		case state != "" && !states[string(j.State)]:
 		case state == "" && !c.Bool("all") && api.Terminal(j.State):
 		default:
 			shown = append(shown, j)
@@ -98,7 +98,7 @@ func (e *env) queue(c *cli.Context) error {
 	tw := newTable(e.stdout)
 	row(tw, "JOBID", "NAME", "USER", "STATE", "TIME", "NODES", "REASON")
 	for _, j := range shown {
-		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), j.State,
+		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), string(j.State),
 			formatElapsed(elapsed(j, now)), nodeList(j), dashIfEmpty(pendingReason(j, now)))
 	}
 	return tw.Flush()
@@ -162,7 +162,7 @@ func (e *env) printJob(j api.Job) error {
 	kv("user", fmt.Sprintf("%s (uid %d)", j.User, j.UID))
 	kv("account", dashIfEmpty(j.Account))
 	kv("priority", strconv.Itoa(j.Priority))
-	kv("state", j.State)
+	kv("state", string(j.State))
 	kv("reason", dashIfEmpty(pendingReason(j, e.now())))
 	exit := "-"
 	if j.ExitCode != nil {
@@ -201,7 +201,7 @@ func (e *env) printJob(j api.Job) error {
 	if len(j.History) > 0 {
 		kv("history", "")
 		for _, t := range j.History {
-			line := formatTime(&t.Time) + "  " + t.State
+			line := formatTime(&t.Time) + "  " + string(t.State)
 			if t.Reason != "" {
 				line += "  " + t.Reason
 			}
@@ -220,7 +220,7 @@ func formatSeconds(s float64) string {
 type jobAction struct {
 	name  string
 	usage string
-	want  string // the job's state once the action has taken effect
+	want  api.JobState // the job's state once the action has taken effect
 	do    func(*api.Client, context.Context, uint64) (api.Job, error)
 }
 

@@ -163,15 +163,15 @@ func TestJobActions(t *testing.T) {
 		code       int
 		stdout     string
 		stderr     string
-		finalState map[uint64]string
+		finalState map[uint64]api.JobState
 	}{
 		{[]string{"cancel", "3", "1"}, 0, "job 3 CANCELLED\njob 1 CANCELLED\n", "",
-			map[uint64]string{3: api.StateCancelled, 1: api.StateCancelled}},
+			map[uint64]api.JobState{3: api.StateCancelled, 1: api.StateCancelled}},
 		{[]string{"cancel", "3", "99", "1"}, 1, "job 3 CANCELLED\njob 1 CANCELLED\n",
 			"hpcsub: cancel 99: no job 99 (see `hpcsub queue --all`)\n", nil},
 		{[]string{"hold", "1", "3"}, 1, "job 1 HELD\n",
-			"hpcsub: hold 3: job is RUNNING, only PENDING jobs can be held\n", map[uint64]string{1: api.StateHeld, 3: api.StateRunning}},
-		{[]string{"release", "4"}, 0, "job 4 PENDING\n", "", map[uint64]string{4: api.StatePending}},
+			"hpcsub: hold 3: job is RUNNING, only PENDING jobs can be held\n", map[uint64]api.JobState{1: api.StateHeld, 3: api.StateRunning}},
+		{[]string{"release", "4"}, 0, "job 4 PENDING\n", "", map[uint64]api.JobState{4: api.StatePending}},
 		{[]string{"cancel", "10"}, 0, "job 10 RUNNING (cancel requested)\n", "", nil},
 	}
 	for _, tt := range tests {

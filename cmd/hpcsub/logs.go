@@ -191,7 +191,7 @@ func (e *env) history(c *cli.Context) error {
 			exit = strconv.Itoa(*j.ExitCode)
 		}
 		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), dashIfEmpty(j.Account),
-			j.State, exit, formatElapsed(elapsed(j, now)), formatTime(j.EndTime))
+			string(j.State), exit, formatElapsed(elapsed(j, now)), formatTime(j.EndTime))
 	}
 	return tw.Flush()
 }

@@ -152,7 +152,7 @@ func (f *fakeServer) job(change func(api.Job) (api.Job, bool)) http.HandlerFunc 
 		}
 		j, ok = change(j)
 		if !ok {
-			reply(w, 409, api.Error{Error: "job is " + j.State + ", only PENDING jobs can be held"})
+			reply(w, 409, api.Error{Error: "job is " + string(j.State) + ", only PENDING jobs can be held"})
 			return
 		}
 		f.jobs[id] = j
@@ -172,7 +172,7 @@ func (f *fakeServer) node(state string) http.HandlerFunc {
 		var req api.DrainRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		f.drains[name] = req
-		reply(w, 200, api.Node{Name: name, State: state, Reason: req.Reason})
+		reply(w, 200, api.Node{Name: name, State: api.NodeState(state), Reason: req.Reason})
 	}
 }
 

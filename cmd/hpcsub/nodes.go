@@ -40,7 +40,7 @@ func (e *env) nodes(c *cli.Context) error {
 	tw := newTable(e.stdout)
 	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "ISOLATION", "REASON")
 	for _, n := range list {
-		row(tw, n.Name, n.State,
+		row(tw, n.Name, string(n.State),
 			fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs),
 			resources.FormatBytes(n.MemoryUsed)+"/"+resources.FormatBytes(n.Memory),
 			gpuSummary(n.GPUs), dashIfEmpty(n.Isolation), dashIfEmpty(n.Reason))
@@ -136,7 +136,7 @@ func (e *env) drain(c *cli.Context) error {
 	if err != nil {
 		return nodeError(cl, name, err)
 	}
-	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(n.State, "DRAINING"))
+	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(string(n.State), "DRAINING"))
 	return nil
 }
 
@@ -155,7 +155,7 @@ func (e *env) resume(c *cli.Context) error {
 	if err != nil {
 		return nodeError(cl, name, err)
 	}
-	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(n.State, "resumed"))
+	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(string(n.State), "resumed"))
 	return nil
 }
 
