@@ -304,7 +304,7 @@ func (d *decoder) env(a *hcl.Attribute, env map[string]string) {
 		switch {
 		case !envKeyRE.MatchString(p.key):
 			d.errorf(p.keyRange, "Invalid environment variable name", "%q is not a valid shell variable name: use letters, digits and '_', not starting with a digit.", truncate(p.key))
-		case strings.HasPrefix(p.key, "HPC_"):
+		case ReservedEnv(p.key):
 			d.errorf(p.keyRange, "Invalid environment variable name", "%s: names starting with HPC_ are set by the batch system; choose another name.", p.key)
 		default:
 			if _, dup := env[p.key]; dup {

@@ -189,7 +189,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 	}
 	env := make(map[string]string, len(req.Env)+len(spec.Task.Env))
 	for k, v := range req.Env {
-		if !strings.HasPrefix(k, "HPC_") {
+		if !jobs.ReservedEnv(k) {
 			env[k] = v
 		}
 	}

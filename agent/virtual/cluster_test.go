@@ -1,0 +1,128 @@
+package virtual_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hpc-sched/hpc/agent/virtual"
+	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/resources/nodeclass"
+	"github.com/hpc-sched/hpc/server"
+	"github.com/hpc-sched/hpc/store"
+)
+
+// cluster is a real server (bbolt store, HTTP API on a Unix socket)
+// with virtual nodes attached in process: everything but the network
+// protocol between server and agents.
+type cluster struct {
+	tb        testing.TB
+	srv       *server.Server
+	client    *api.Client
+	sock, cwd string
+	nodes     map[string]*virtual.Node
+	// ended counts the outcomes the server has recorded.
+	ended atomic.Int64
+}
+
+func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster {
+	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	f, err := nodeclass.ReadFile(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	picked, err := virtual.Spread(f, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	st, err := store.Open(filepath.Join(dir, "hpc.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := server.New(server.Config{AllowRoot: true, DefaultWalltime: time.Hour}, st, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &cluster{tb: tb, srv: srv, cwd: dir, nodes: map[string]*virtual.Node{}}
+	report := func(o api.Outcome) {
+		srv.Report(o)
+		c.ended.Add(1)
+	}
+	for _, nd := range picked {
+		vn := virtual.New(nd.Name, report, log)
+		if err := srv.AttachAgent(virtual.Registration(nd), vn); err != nil {
+			tb.Fatal(err)
+		}
+		c.nodes[nd.Name] = vn
+	}
+	sockDir, err := os.MkdirTemp("", "v")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.sock = filepath.Join(sockDir, "s")
+	ln, err := net.Listen("unix", c.sock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext}
+	go hs.Serve(ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+		hs.Close()
+		st.Close()
+		os.RemoveAll(sockDir)
+	})
+	if c.client, err = api.NewClient("unix://" + c.sock); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func (c *cluster) submit(src string) []uint64 {
+	c.tb.Helper()
+	resp, err := c.client.Submit(context.Background(), api.SubmitRequest{Filename: filepath.Join(c.cwd, "job.hcl"), Source: src, Cwd: c.cwd})
+	if err != nil {
+		c.tb.Fatalf("submit: %v", err)
+	}
+	return resp.IDs
+}
+
+func (c *cluster) wait(id uint64) api.Job {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := c.client.Wait(ctx, id)
+	if err != nil {
+		c.tb.Fatalf("wait for job %d: %v", id, err)
+	}
+	return j
+}
+
+// virtualJob is a job file whose virtual run lasts runtime seconds.
+func virtualJob(name, runtime, extra string) string {
+	return fmt.Sprintf(`job %q {
+  walltime = "1m"
+%s
+  task {
+    command = "/bin/true"
+    env     = { HPC_VIRTUAL_RUNTIME = %q }
+  }
+}
+`, name, extra, runtime)
+}
