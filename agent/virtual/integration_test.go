@@ -25,7 +25,7 @@ func TestVirtualClusterRunsJobs(t *testing.T) {
 	tests := []struct {
 		name      string
 		src       string
-		state     string
+		state     api.JobState
 		code      int
 		nodePfx   string
 		gpus      int

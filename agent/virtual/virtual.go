@@ -77,7 +77,7 @@ func (n *Node) Name() string { return n.name }
 // plan is how a virtual run ends: after d, in state with code.
 type plan struct {
 	d      time.Duration
-	state  string
+	state  api.JobState
 	code   int
 	reason string
 }
