@@ -9,9 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -69,9 +70,15 @@ func Registration(name string, inv inventory.Inventory, isolation string, featur
 
 // spec converts an assignment into what the executor runs.
 func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
+	env := a.Env
+	if len(a.NodeList) > 0 {
+		// Every part of a multi-node job learns its place in the gang.
+		rank := slices.Index(a.NodeList, l.name)
+		env = append(slices.Clip(env), "HPC_NODE_RANK="+strconv.Itoa(max(rank, 0)), "HPC_NNODES="+strconv.Itoa(len(a.NodeList)))
+	}
 	s := exec.Spec{
 		JobID: a.JobID, Name: a.Name, User: a.User,
-		Argv: a.Argv, Script: a.Script, Env: a.Env, Dir: a.Workdir,
+		Argv: a.Argv, Script: a.Script, Env: env, Dir: a.Workdir,
 		UID: a.UID, GID: a.GID, Groups: a.Groups,
 		Stdout: a.Stdout, Stderr: a.Stderr,
 		CPUSet: a.CPUs, Memory: a.Memory,
@@ -107,11 +114,13 @@ func (l *Local) Launch(ctx context.Context, a api.Assignment) error {
 	if err != nil {
 		return err
 	}
-	l.watch(a.JobID, h)
+	l.watch(a.JobID, a.Attempt, h)
 	return nil
 }
 
-func (l *Local) watch(id uint64, h *exec.Handle) {
+// watch reports the job's outcome when it ends; attempt goes with it, so
+// the outcome of a run the server has replaced is told apart.
+func (l *Local) watch(id, attempt uint64, h *exec.Handle) {
 	l.mu.Lock()
 	l.handles[id] = h
 	l.mu.Unlock()
@@ -122,13 +131,46 @@ func (l *Local) watch(id uint64, h *exec.Handle) {
 		}
 		if err != nil {
 			l.log.Error("waiting for job", "job", id, "err", err)
-			l.report(api.Outcome{JobID: id, Node: l.name, State: api.StateNodeFail, ExitCode: 1,
-				Reason: fmt.Sprintf("agent lost track of the job: %v", err)})
+			l.report(api.Outcome{JobID: id, Node: l.name, State: api.StateNodeFail, ExitCode: 1, HostFailure: true,
+				Attempt: attempt, Reason: fmt.Sprintf("agent lost track of the job: %v", err)})
 			return
 		}
-		l.report(outcome(l.name, id, o))
+		out := outcome(l.name, id, o)
+		out.Attempt = attempt
+		l.report(out)
 	}()
 }
+
+// AdoptAll reattaches to every job the executor has state for, when the
+// agent starts: still running, or ended with the result on disk (its
+// outcome is reported at once). adopted is told of each before its watch
+// begins. A job that cannot be adopted is killed and forgotten.
+func (l *Local) AdoptAll(adopted func(id uint64)) ([]uint64, error) {
+	known, err := l.ex.Known()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs on disk: %w", err)
+	}
+	var ids []uint64
+	for _, id := range known {
+		h, err := l.ex.Adopt(id)
+		if err != nil {
+			l.log.Warn("cannot adopt job; killing what is left of it", "job", id, "err", err)
+			if rerr := l.ex.Release(id); rerr != nil {
+				l.log.Error("kill unadoptable job", "job", id, "err", rerr)
+			}
+			continue
+		}
+		adopted(id)
+		l.log.Info("adopted job", "job", id, "pid", h.PID())
+		l.watch(id, 0, h)
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// SetReport sets where outcomes go (a Runner's Report); call it before
+// any launch or adoption.
+func (l *Local) SetReport(report func(api.Outcome)) { l.report = report }
 
 func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
 	return api.Outcome{
@@ -162,13 +204,17 @@ func (l *Local) handle(id uint64) (*exec.Handle, error) {
 	return h, nil
 }
 
-// Signal sends sig to the job's processes.
-func (l *Local) Signal(id uint64, sig syscall.Signal) error {
+// Signal sends the signal named sig (e.g. "SIGUSR1") to the job's processes.
+func (l *Local) Signal(id uint64, sig string) error {
+	num := unix.SignalNum(sig)
+	if num == 0 {
+		return fmt.Errorf("signal job %d: unknown signal %q", id, sig)
+	}
 	h, err := l.handle(id)
 	if err != nil {
 		return err
 	}
-	return h.Signal(sig)
+	return h.Signal(num)
 }
 
 // Release forgets a job whose outcome the server has stored.
@@ -226,7 +272,7 @@ func (l *Local) Reconcile(running []uint64) ([]uint64, error) {
 			continue
 		}
 		l.log.Info("adopted running job", "job", id, "pid", h.PID())
-		l.watch(id, h)
+		l.watch(id, 0, h)
 	}
 	return lost, nil
 }

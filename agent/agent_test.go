@@ -53,7 +53,7 @@ func TestSpecFromAssignment(t *testing.T) {
 		JobID: 42, Name: "train", User: "alice", UID: 1000, GID: 100, Groups: []uint32{100, 27},
 		Argv: []string{"python", "train.py"}, Env: []string{"A=1"}, Workdir: "/scratch/a",
 		Stdout: "/scratch/a/o", Stderr: "/scratch/a/e", CPUs: []int{2, 3}, Memory: 4 << 30,
-		GPUs: []int{2, 1, 7}, NodeList: []string{"n1", "n2"}, ArrayIndex: 3, RestartCount: 2,
+		GPUs: []int{2, 1, 7}, NodeList: []string{"n0", "n1"}, ArrayIndex: 3, RestartCount: 2,
 		CheckpointDir: "/ckpt/42", Walltime: time.Hour, WarnSignal: "SIGUSR1", WarnBefore: 5 * time.Minute,
 	}
 	s, err := l.spec(a)
@@ -61,7 +61,8 @@ func TestSpecFromAssignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := exec.Spec{
-		JobID: 42, Name: "train", User: "alice", Argv: a.Argv, Env: a.Env, Dir: "/scratch/a",
+		// This agent is n1: the second node of the gang.
+		JobID: 42, Name: "train", User: "alice", Argv: a.Argv, Env: []string{"A=1", "HPC_NODE_RANK=1", "HPC_NNODES=2"}, Dir: "/scratch/a",
 		UID: 1000, GID: 100, Groups: a.Groups, Stdout: a.Stdout, Stderr: a.Stderr,
 		CPUSet: []int{2, 3}, Memory: 4 << 30,
 		// Index 1 has no known minor and 7 is not on this node: -1 (no device rule).
@@ -128,7 +129,7 @@ func TestCancelUnknownJob(t *testing.T) {
 	if err := l.Cancel(9, "x"); err == nil || !strings.Contains(err.Error(), "9") {
 		t.Errorf("cancel of an unknown job: %v", err)
 	}
-	if err := l.Signal(9, syscall.SIGUSR1); err == nil {
+	if err := l.Signal(9, "SIGUSR1"); err == nil {
 		t.Error("signal of an unknown job: no error")
 	}
 }

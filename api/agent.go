@@ -32,6 +32,12 @@ type Assignment struct {
 	WarnSignal    string        `json:"warn_signal,omitempty"`
 	WarnBefore    time.Duration `json:"warn_before,omitempty"`
 	Umask         uint32        `json:"umask"`
+	// Requeue: the server requeues the job when its node goes DOWN, so an
+	// agent cut off from the server stops it (self-fencing).
+	Requeue bool `json:"requeue,omitempty"`
+	// Attempt names this run of the job; its outcome carries it back so an
+	// outcome of an earlier run is never taken for the current one's.
+	Attempt uint64 `json:"attempt,omitempty"`
 }
 
 // Outcome is how a job's part on one node ended, as its agent reports it.
@@ -48,6 +54,12 @@ type Outcome struct {
 	// NeverStarted: the job's launch was cut short before any of its code
 	// ran, so it goes back to the queue instead of failing.
 	NeverStarted bool `json:"never_started,omitempty"`
+	// HostFailure: the node failed the job (it could not be started or
+	// watched there), not the job itself.
+	HostFailure bool `json:"host_failure,omitempty"`
+	// Attempt is the Assignment's (0: unknown, e.g. adopted after an
+	// agent restart).
+	Attempt uint64 `json:"attempt,omitempty"`
 }
 
 // NodeRegistration is what an agent tells the server about its node when
@@ -60,4 +72,6 @@ type NodeRegistration struct {
 	Links     [][]resources.Link `json:"links,omitempty"`
 	Features  []string           `json:"features,omitempty"`
 	Isolation string             `json:"isolation"`
+	// Virtual marks a node of `hpcd agent --virtual` (a test and scale tool).
+	Virtual bool `json:"virtual,omitempty"`
 }

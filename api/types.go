@@ -135,6 +135,9 @@ type GPU struct {
 	Memory   int64  `json:"memory"`
 	Used     bool   `json:"used"`
 	NUMANode int    `json:"numa_node"`
+	// OutOfService says why the placer gives this GPU out no more: an
+	// admin's drain or the agent's health check (empty when in service).
+	OutOfService string `json:"out_of_service,omitempty"`
 }
 
 // Node is a node as the API shows it.
@@ -151,6 +154,8 @@ type Node struct {
 	Isolation   string    `json:"isolation"` // cgroup-v1, cgroup-v2 or none (rlimits)
 	Jobs        []uint64  `json:"jobs,omitempty"`
 	LastContact time.Time `json:"last_contact"`
+	// AgentVersion is the hpcd version of the node's agent.
+	AgentVersion string `json:"agent_version,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -197,7 +197,9 @@ func (s *Server) updateNode(name string, change func(n *node) error) (*node, err
 	}
 	s.mu.Lock()
 	if cur, ok := s.nodes[name]; ok {
-		c.agent = cur.agent // derived: whether an agent is attached now
+		// Derived, never stored: whether an agent is attached now, its
+		// protocol session and heartbeat.
+		c.agent, c.session, c.lastSync, c.downHandled = cur.agent, cur.session, cur.lastSync, cur.downHandled
 	}
 	s.nodes[name] = &c
 	s.mu.Unlock()

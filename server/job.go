@@ -62,6 +62,9 @@ type job struct {
 	End             *time.Time            `json:"end,omitempty"`
 	Alloc           []placement.NodeAlloc `json:"alloc,omitempty"`
 	Restarts        int                   `json:"restarts,omitempty"`
+	// Attempt names the current run (set at each start) so an outcome of
+	// an earlier run is never taken for this one's.
+	Attempt         uint64                `json:"attempt,omitempty"`
 	CancelRequested bool                  `json:"cancel_requested,omitempty"`
 	// RequeueRequested marks a job the system stops (drain with requeue):
 	// whatever its exit, it goes back to the queue while restarts remain.
@@ -213,5 +216,7 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		WarnBefore:    j.WarnBefore,
 		Umask:         j.Umask,
 		CheckpointDir: j.CheckpointDir,
+		Requeue:       j.Requeue,
+		Attempt:       j.Attempt,
 	}
 }

@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/placement"
+	"github.com/hpc-sched/hpc/resources"
 )
 
 // node is the server's record of one machine; the inventory part is
@@ -18,8 +20,29 @@ type node struct {
 	DrainReason  string               `json:"drain_reason,omitempty"`
 	DrainRequeue bool                 `json:"drain_requeue,omitempty"`
 	LastContact  time.Time            `json:"last_contact"`
+	AgentVersion string               `json:"agent_version,omitempty"`
+	// CertSerial is the serial of the certificate the node's agent joined
+	// with; another certificate may not claim the name.
+	CertSerial string `json:"cert_serial,omitempty"`
+	// GPUDrain holds GPUs an admin took out of service, with the reason;
+	// GPUUnhealthy those the agent found failing (NVML), with its reason.
+	GPUDrain     map[int]string `json:"gpu_drain,omitempty"`
+	GPUUnhealthy map[int]string `json:"gpu_unhealthy,omitempty"`
+	DownReason   string         `json:"down_reason,omitempty"`
 
-	agent bool // an agent is attached now
+	agent    bool          // an agent is attached now
+	session  *agentSession // the agent's protocol session, if it uses one
+	lastSync time.Time     // the agent's last heartbeat (LastContact is stored at registration)
+	// downHandled: the jobs of this agentless node were already ended.
+	downHandled bool
+}
+
+// contact is when the node's agent was last heard from.
+func (n *node) contact() time.Time {
+	if n.lastSync.After(n.LastContact) {
+		return n.lastSync
+	}
+	return n.LastContact
 }
 
 // Reconciler is implemented by agents that can tell, after a restart of
@@ -155,8 +178,25 @@ func (s *Server) placementNodesLocked() []placement.Node {
 			Memory:   n.Reg.Memory,
 			Links:    n.Reg.Links,
 		}
-		for _, g := range n.Reg.GPUs {
+		// A GPU out of service (drained by an admin, or failing) is not
+		// offered at all; the link matrix keeps only the rows and columns
+		// of the GPUs that are.
+		var keep []int
+		for i, g := range n.Reg.GPUs {
+			if n.gpuOutOfService(g.Index) != "" {
+				continue
+			}
+			keep = append(keep, i)
 			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
+		}
+		if len(keep) < len(n.Reg.GPUs) && n.Reg.Links != nil {
+			pn.Links = make([][]resources.Link, len(keep))
+			for a, i := range keep {
+				pn.Links[a] = make([]resources.Link, len(keep))
+				for b, k := range keep {
+					pn.Links[a][b] = n.Reg.Links[i][k]
+				}
+			}
 		}
 		switch {
 		case !n.agent:
@@ -214,15 +254,20 @@ func (s *Server) apiNodes() []api.Node {
 			Features:    n.Reg.Features,
 			Isolation:   n.Reg.Isolation,
 			Jobs:        u.jobs,
-			LastContact: n.LastContact,
+			LastContact: n.contact(),
 		}
+		an.AgentVersion = n.AgentVersion
 		for _, g := range n.Reg.GPUs {
 			g.Used = u.gpus[g.Index]
+			g.OutOfService = n.gpuOutOfService(g.Index)
 			an.GPUs = append(an.GPUs, g)
 		}
 		switch {
 		case !n.agent:
-			an.State = api.NodeDown
+			an.State, an.Reason = api.NodeDown, n.DownReason
+			if n.Drain {
+				an.Reason = strings.TrimPrefix(n.DownReason+"; drained: "+n.DrainReason, "; ")
+			}
 		case n.Drain && len(u.jobs) > 0:
 			an.State, an.Reason = api.NodeDraining, n.DrainReason
 		case n.Drain:
@@ -325,4 +370,16 @@ func (s *Server) EndJobsOnNodesWithoutAgent(reason string) {
 	for _, id := range ids {
 		s.endLost(id, reason, now)
 	}
+}
+
+// gpuOutOfService says why GPU idx is not given out ("" when it is): an
+// admin's drain first, else the agent's health verdict.
+func (n *node) gpuOutOfService(idx int) string {
+	if r, ok := n.GPUDrain[idx]; ok {
+		return "drained: " + r
+	}
+	if r, ok := n.GPUUnhealthy[idx]; ok {
+		return "unhealthy: " + r
+	}
+	return ""
 }

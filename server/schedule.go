@@ -86,6 +86,7 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 		t := now
 		j.Start = &t
 		j.Alloc = st.Nodes
+		j.Attempt = uint64(now.UnixNano())
 		j.waitReason, j.reservedStart = "", time.Time{}
 		j.to(api.StateRunning, "started on "+strings.Join(j.nodeNames(), ","), now)
 		j.Reason = "" // the start reason lives in the history only

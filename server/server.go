@@ -38,6 +38,11 @@ type Config struct {
 	AllowRoot       bool          // accept jobs that run as uid 0
 	AdminUIDs       []uint32      // besides root, who may drain nodes and touch any job
 	Tick            time.Duration // scheduling pass even without events (age, reservations)
+	// DownTimeout: a node whose agent has not synced for this long is
+	// DOWN (default 30 s); Heartbeat is how often agents sync (default a
+	// sixth of DownTimeout).
+	DownTimeout time.Duration
+	Heartbeat   time.Duration
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -63,6 +68,8 @@ type Server struct {
 
 	kick     chan struct{}
 	launches sync.WaitGroup // launches in flight, joined at shutdown
+	started  time.Time      // nodes get a DownTimeout from here to re-register
+	pki      *clusterPKI    // nil unless `hpcd server` serves agents over TLS
 }
 
 // New loads every stored job and node. Jobs that were RUNNING stay so
@@ -70,6 +77,12 @@ type Server struct {
 func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
+	}
+	if cfg.DownTimeout <= 0 {
+		cfg.DownTimeout = 30 * time.Second
+	}
+	if cfg.Heartbeat <= 0 || cfg.Heartbeat > cfg.DownTimeout/3 {
+		cfg.Heartbeat = cfg.DownTimeout / 6
 	}
 	if cfg.Policy.Backfill == "" {
 		cfg.Policy.Backfill = placement.EASY
@@ -85,6 +98,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		kick:      make(chan struct{}, 1),
 		writing:   map[uint64]chan struct{}{},
 		releasing: map[uint64]bool{},
+		started:   time.Now(),
 	}
 	envs := map[string]map[string]string{}
 	var lost []uint64
@@ -172,12 +186,17 @@ func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
 	defer s.launches.Wait()
+	hb := time.NewTicker(min(s.cfg.DownTimeout/10, time.Second))
+	defer hb.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
 		case <-t.C:
+		case now := <-hb.C:
+			s.checkHeartbeats(now)
+			continue
 		}
 		s.scheduleOnce(ctx, time.Now())
 	}

@@ -168,11 +168,24 @@ func runDev(parent context.Context, o devOptions) error {
 	// outcomes that arrive while draining connections are still stored.
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	defer stopAgent()
-	ag := agent.New(agentCtx, name, ex, inv.GPUs, srv.Report, log)
+	// The node's agent speaks the same protocol as `hpcd agent`, in process.
+	ag := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), nil, memoryReserve(inv.Memory))
-	if err := srv.AttachAgent(reg, ag); err != nil {
+	runner := agent.NewRunner(agent.Config{Node: reg, Log: log}, srv.InProcess(name), ag)
+	ag.SetReport(runner.Report)
+	if _, err := ag.AdoptAll(runner.Adopted); err != nil {
 		return err
 	}
+	if err := runner.Register(ctx); err != nil {
+		return err
+	}
+	runnerDone := make(chan struct{})
+	go func() {
+		defer close(runnerDone)
+		if err := runner.Run(agentCtx); err != nil {
+			log.Error("agent stopped", "err", err)
+		}
+	}()
 	// One node only: jobs recorded on a node of another name (the host was
 	// renamed, --node-name changed) have nobody left to report them.
 	srv.EndJobsOnNodesWithoutAgent("its node is not part of this one-machine cluster any more")
@@ -202,6 +215,7 @@ func runDev(parent context.Context, o devOptions) error {
 	hs.Shutdown(sctx)
 	<-ran // no pass or launch may touch the store after it closes
 	stopAgent()
+	<-runnerDone
 	ex.Close()
 	os.Remove(ln.Addr().String())
 	if serveErr != nil {

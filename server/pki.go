@@ -1,0 +1,4 @@
+package server
+
+// clusterPKI is the cluster's certificate authority (see tls.go).
+type clusterPKI struct{}
