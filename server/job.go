@@ -53,19 +53,19 @@ type job struct {
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`
 
-	State           api.JobState          `json:"state"`
-	Reason          string                `json:"reason,omitempty"`
-	ExitCode        *int                  `json:"exit_code,omitempty"`
-	Signal          string                `json:"signal,omitempty"`
-	Submit          time.Time             `json:"submit"`
-	Start           *time.Time            `json:"start,omitempty"`
-	End             *time.Time            `json:"end,omitempty"`
-	Alloc           []placement.NodeAlloc `json:"alloc,omitempty"`
-	Restarts        int                   `json:"restarts,omitempty"`
+	State    api.JobState          `json:"state"`
+	Reason   string                `json:"reason,omitempty"`
+	ExitCode *int                  `json:"exit_code,omitempty"`
+	Signal   string                `json:"signal,omitempty"`
+	Submit   time.Time             `json:"submit"`
+	Start    *time.Time            `json:"start,omitempty"`
+	End      *time.Time            `json:"end,omitempty"`
+	Alloc    []placement.NodeAlloc `json:"alloc,omitempty"`
+	Restarts int                   `json:"restarts,omitempty"`
 	// Attempt names the current run (set at each start) so an outcome of
 	// an earlier run is never taken for this one's.
-	Attempt         uint64                `json:"attempt,omitempty"`
-	CancelRequested bool                  `json:"cancel_requested,omitempty"`
+	Attempt         uint64 `json:"attempt,omitempty"`
+	CancelRequested bool   `json:"cancel_requested,omitempty"`
 	// RequeueRequested marks a job the system stops (drain with requeue):
 	// whatever its exit, it goes back to the queue while restarts remain.
 	RequeueRequested bool       `json:"requeue_requested,omitempty"`
