@@ -114,6 +114,10 @@ func runSimulate(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("hpcd simulate: "+err.Error(), 1)
 	}
+	if t.ExtraLines > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "hpcd simulate: %s: %d job lines have more than 18 fields (up to %d); fields past the 18th are ignored\n",
+			filepath.Base(trace), t.ExtraLines, t.ExtraFields)
+	}
 	o := sim.SWFOptions{Policy: pol, Nodes: c.Int("nodes"), From: c.Int("from"), Jobs: c.Int("jobs")}
 	r, err := sim.SimulateSWF(t, o)
 	if err != nil {

@@ -134,3 +134,42 @@ func TestSimulateErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulateWideSWF: a trace with more than 18 columns replays like its
+// 18-column form, and the extra columns are said once.
+func TestSimulateWideSWF(t *testing.T) {
+	narrow, err := os.ReadFile(tinyTrace(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wide []string
+	for _, l := range strings.Split(strings.TrimSpace(string(narrow)), "\n") {
+		if !strings.HasPrefix(l, ";") {
+			l += " 7 -1 3"
+		}
+		wide = append(wide, l)
+	}
+	p := filepath.Join(t.TempDir(), "wide.swf")
+	if err := os.WriteFile(p, []byte(strings.Join(wide, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := runHPCD(t, "--trace", tinyTrace(t), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runHPCD(t, "--trace", p, "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	note, body, _ := strings.Cut(got, "\n")
+	if strings.Count(got, "more than 18 fields") != 1 || !strings.Contains(note, "4 job lines") {
+		t.Errorf("want one note on 4 wide lines, got:\n%s", got)
+	}
+	dropWall := func(s string) string {
+		i := strings.Index(s, `"wall_s"`)
+		return s[:i]
+	}
+	if dropWall(body) != dropWall(want) {
+		t.Errorf("wide trace replays differently:\n%s\nwant\n%s", body, want)
+	}
+}

@@ -51,6 +51,11 @@ type Record struct {
 type Trace struct {
 	Header Header
 	Jobs   []Record
+	// ExtraLines counts job lines with more than 18 fields and
+	// ExtraFields is the most fields one had: production logs append site
+	// columns, which are read past and ignored. The command says so once.
+	ExtraLines  int
+	ExtraFields int
 }
 
 // swfFields is the fixed number of fields of a job line.
@@ -98,9 +103,13 @@ func ReadSWF(r io.Reader) (*Trace, error) {
 			parseHeaderLine(&t.Header, string(text[1:]))
 			continue
 		}
-		rec, err := parseRecord(string(text), line)
+		rec, nf, err := parseRecord(string(text), line)
 		if err != nil {
 			return nil, err
+		}
+		if nf > swfFields {
+			t.ExtraLines++
+			t.ExtraFields = max(t.ExtraFields, nf)
 		}
 		t.Jobs = append(t.Jobs, rec)
 	}
@@ -139,16 +148,18 @@ var fieldNames = [swfFields]string{
 	"queue", "partition", "preceding job", "think time",
 }
 
-func parseRecord(s string, line int) (Record, error) {
+// parseRecord reads one job line and returns how many fields it had.
+// Fields past the 18th are not looked at: their meaning is the site's.
+func parseRecord(s string, line int) (Record, int, error) {
 	f := strings.Fields(s)
-	if len(f) != swfFields {
-		return Record{}, fmt.Errorf("line %d: %d fields, want %d (a job line is 18 numbers; comments start with ';')", line, len(f), swfFields)
+	if len(f) < swfFields {
+		return Record{}, len(f), fmt.Errorf("line %d: %d fields, want at least %d (a job line is 18 numbers; comments start with ';')", line, len(f), swfFields)
 	}
 	var v [swfFields]int64
-	for i, x := range f {
+	for i, x := range f[:swfFields] {
 		n, err := parseNum(x)
 		if err != nil {
-			return Record{}, fmt.Errorf("line %d: field %d (%s): %q is not a number", line, i+1, fieldNames[i], x)
+			return Record{}, len(f), fmt.Errorf("line %d: field %d (%s): %q is not a number", line, i+1, fieldNames[i], x)
 		}
 		v[i] = n
 	}
@@ -157,7 +168,7 @@ func parseRecord(s string, line int) (Record, error) {
 		AvgCPU: v[5], UsedMemKB: v[6], ReqProcs: v[7], ReqTime: v[8], ReqMemKB: v[9],
 		Status: v[10], User: v[11], Group: v[12], Executable: v[13], Queue: v[14],
 		Partition: v[15], Preceding: v[16], ThinkTime: v[17],
-	}, nil
+	}, len(f), nil
 }
 
 // parseNum reads an integer, or a decimal that some archive logs use for

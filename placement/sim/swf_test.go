@@ -64,8 +64,8 @@ func TestReadSWF(t *testing.T) {
 		{"gzip", good, true, 2, ""},
 		{"empty", "", false, 0, ""},
 		{"header-only", "; MaxProcs: 8\n", false, 0, ""},
-		{"short-line", good + "3 20 -1 10 1\n", false, 0, "line 8: 5 fields, want 18"},
-		{"long-line", good + "3 20 -1 10 1 -1 -1 -1 -1 -1 1 3 1 -1 1 -1 -1 -1 7\n", false, 0, "line 8: 19 fields"},
+		{"short-line", good + "3 20 -1 10 1\n", false, 0, "line 8: 5 fields, want at least 18"},
+		{"long-line", good + "3 20 -1 10 1 -1 -1 -1 -1 -1 1 3 1 -1 1 -1 -1 -1 7 x\n", false, 3, ""},
 		{"not-a-number", good + "3 20 -1 ten 1 -1 -1 -1 -1 -1 1 3 1 -1 1 -1 -1 -1\n", false, 0, `line 8: field 4 (run time): "ten" is not a number`},
 		{"nan", "3 20 -1 NaN 1 -1 -1 -1 -1 -1 1 3 1 -1 1 -1 -1 -1\n", false, 0, "line 1: field 4"},
 		{"bad-gzip", "\x1f\x8bnot gzip at all", false, 0, "gzip"},
@@ -101,6 +101,16 @@ func TestReadSWF(t *testing.T) {
 	}
 	if tr.Header != (Header{MaxProcs: 64, MaxNodes: 32}) {
 		t.Errorf("header %+v", tr.Header)
+	}
+	if tr.ExtraLines != 0 {
+		t.Errorf("extra lines %d in an 18-column file", tr.ExtraLines)
+	}
+	long, err := ReadSWF(strings.NewReader(good + "3 20 -1 10 1 -1 -1 -1 -1 -1 1 3 1 -1 1 -1 -1 -1 7 x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if long.ExtraLines != 1 || long.ExtraFields != 20 || long.Jobs[2].ThinkTime != -1 || long.Jobs[2].Run != 10 {
+		t.Errorf("20-column line: extra %d lines, %d fields, job %+v", long.ExtraLines, long.ExtraFields, long.Jobs[2])
 	}
 	if j := tr.Jobs[1]; j.Line != 7 || j.Run != 51 || j.AvgCPU != 12 || j.ReqTime != -1 {
 		t.Errorf("second job %+v: want line 7, run 51 (rounded), avg CPU 12", j)
