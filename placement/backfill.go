@@ -28,7 +28,7 @@ import (
 // once per allocation boundary it has, however many steps are walked.
 func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	c := pl.c
-	if pl.p.Backfill == Conservative && exclusiveFastPath {
+	if pl.p.Depth != DepthEASY && c.prof.excl {
 		// EASY orders candidates by idle time, which the fast path does
 		// not track; its one reservation per pass takes the general path.
 		if ci, ok := c.exclusiveClass(j, k); ok {
@@ -66,8 +66,9 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	}
 	n := int64(need)
 	t, found := int64(0), false
-	i, okTo := agg.nextStartFrom(0, 0, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count))
-	for ; i >= 0; i, okTo = agg.nextStartFrom(i+1, okTo, wall, n*int64(r.CPUs), n*r.Memory, n*int64(r.GPU.Count)) {
+	gpus := n * wholeGPUs(uint64(1)<<r.GPU.Count-1, shareOf(r))
+	i, okTo := agg.nextStartFrom(0, 0, wall, n*int64(r.CPUs), n*r.Memory, gpus)
+	for ; i >= 0; i, okTo = agg.nextStartFrom(i+1, okTo, wall, n*int64(r.CPUs), n*r.Memory, gpus) {
 		if pl.countFit(j, k, agg.t[i], need) >= need {
 			t, found = agg.t[i], true
 			break
@@ -78,7 +79,7 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		return false
 	}
 	end := c.endOf(j, t)
-	byIdle := pl.p.Backfill == EASY
+	byIdle := pl.p.Depth == DepthEASY
 	cands := pl.rcands[:0]
 	for ci := range c.classes {
 		if !k.classOK[ci] {
@@ -89,7 +90,7 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 				continue
 			}
 			a := c.availWindow(ni, t, end, c.scratchCPU(ni))
-			if cd, why := c.fitOn(ni, a, j, k, pl.p.FirstFit); why == "" {
+			if cd, why := c.fitOn(ni, a, j, k, true); why == "" {
 				var idle int64
 				if byIdle {
 					idle = c.idleBefore(ni, t, a.cpuMask, r.CPUs, cd.gpus)
@@ -164,7 +165,13 @@ func (pl *planner) fitsAt(ni int32, j *Job, k *kind, t int64) bool {
 		return c.rsvOK[ni]
 	}
 	end := c.endOf(j, t)
-	_, why := c.fitOn(ni, c.availWindow(ni, t, end, c.scratchCPU(ni)), j, k, true)
+	// Filters run here too; the answer is kept only where they look at
+	// nothing but the node's state (profile.rsvCache).
+	_, why := c.fitOn(ni, c.availWindow(ni, t, end, c.scratchCPU(ni)), j, k, len(c.prof.filt[gi(j)]) > 0)
+	if !c.prof.rsvCache {
+		c.rsvHi[ni] = math.MinInt64
+		return why == ""
+	}
 	nextEnd, nextStart := c.probe(ni, t, end)
 	ok := why == ""
 	c.rsvOK[ni] = ok

@@ -17,7 +17,7 @@ func BenchmarkPlan(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 2))
 			nodes, run := synthCluster(r, size.nodes, 0.6, t0)
 			s := Snapshot{Nodes: nodes, Running: run, Pending: synthQueue(r, size.jobs, t0)}
-			p := Policy{Backfill: EASY, Weights: PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}}
+			p := Policy{Depth: DepthEASY, Weights: PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			var d Decisions

@@ -36,9 +36,11 @@ type node struct {
 	freeCPU  []uint64 // bit p set: cpu position p is free
 	nFreeCPU int
 	freeMem  int64
-	freeGPU  uint64
-	busy     bool // something runs or was started here (not a whole free node)
-	reserved bool // some reservation holds resources here: check windows
+	freeGPU  uint64  // wholly free GPUs
+	share    []int16 // per GPU position, hundredths held by sharing jobs; nil until one runs here
+	nShared  int     // GPUs with some share held
+	busy     bool    // something runs or was started here (not a whole free node)
+	reserved bool    // some reservation holds resources here: check windows
 
 	allocs []int32 // indices into cluster.running of what runs here
 	excl   int32   // 1 + index into cluster.excl of its newest entry, 0: none
@@ -71,10 +73,17 @@ type runAlloc struct {
 	cpus  []uint64 // bitset over cpu positions
 	mem   int64
 	gpus  uint64
+	share int16 // hundredths of each GPU of gpus, 0: whole GPUs
 }
 
 // cluster is the whole working state of one Plan call.
 type cluster struct {
+	prof        *profile // the policy's plugins and the fast paths they allow
+	busyWords   int      // widest class for busy steps (exclbits.go), in words
+	viewScratch NodeView
+	queue       Queue   // the pending queue's shapes, for scorers
+	sharedNodes []int32 // Up nodes without reservations whose GPUs are partly shared, ascending
+
 	now     int64
 	loc     *time.Location
 	nodes   []node // sorted by name
@@ -85,6 +94,7 @@ type cluster struct {
 	kinds    map[string]*kind
 	keyBuf   []byte
 
+	shareBuf    []int16
 	cpuScratch  []uint64
 	takeScratch []uint64
 
@@ -116,8 +126,8 @@ type cluster struct {
 // newCluster builds the working state from a snapshot: nodes sorted by name
 // (so input order never matters), grouped in classes, with every running
 // allocation taken off their free resources.
-func newCluster(s Snapshot, now time.Time) *cluster {
-	c := &cluster{now: now.UnixNano(), loc: now.Location()}
+func newCluster(s Snapshot, now time.Time, prof *profile) *cluster {
+	c := &cluster{now: now.UnixNano(), loc: now.Location(), prof: prof, busyWords: maxBusyWords}
 	order := make([]int, len(s.Nodes))
 	for i := range order {
 		order[i] = i
@@ -283,6 +293,10 @@ func (c *cluster) applyRunning(rs []Running) {
 					ra.gpus |= 1 << p
 				}
 			}
+			if sh := shareOf(&Request{GPU: GPURequest{Count: 1, Share: a.GPUShare}}); sh > 0 {
+				ra.share = sh
+				n.addShare(ra.gpus, sh)
+			}
 			for w := range ra.cpus {
 				n.freeCPU[w] &^= ra.cpus[w]
 			}
@@ -299,6 +313,22 @@ func (c *cluster) applyRunning(rs []Running) {
 	for i := range c.nodes {
 		c.nodes[i].nFreeCPU = popcount(c.nodes[i].freeCPU)
 	}
+}
+
+// addShare books sh hundredths of every GPU of gpus for a sharing job:
+// they are no longer wholly free.
+func (n *node) addShare(gpus uint64, sh int16) {
+	if n.share == nil {
+		n.share = make([]int16, len(n.gpus))
+	}
+	for m := gpus; m != 0; m &= m - 1 {
+		p := bits.TrailingZeros64(m)
+		if n.share[p] == 0 {
+			n.nShared++
+		}
+		n.share[p] += sh
+	}
+	n.freeGPU &^= gpus
 }
 
 func (c *cluster) find(name string) (int, bool) {

@@ -43,10 +43,6 @@ type nodeSkip struct {
 	ok    bool
 }
 
-// exclusiveFastPath is off only in tests that compare it with the general
-// path.
-var exclusiveFastPath = true
-
 // nodeIv is a node's allocations as intervals, sorted by start; pmax of
 // an entry is the latest end among it and those before it.
 type nodeIv []ivEntry

@@ -42,19 +42,19 @@ func TestExclusiveMatchesGeneral(t *testing.T) {
 		}
 		s := Snapshot{Nodes: nodes, Running: run, Pending: pend}
 		for _, depth := range []int{0, 5} {
-			p := Policy{Backfill: Conservative, Depth: depth}
+			if depth == 0 {
+				depth = DepthAll
+			}
+			p := Policy{Depth: depth}
 			fast := Plan(s, t0, p)
-			maxBusyWords = 0 // the node-by-node scan instead of busy steps
-			scan := Plan(s, t0, p)
-			maxBusyWords = 16
+			scan := planWith(s, t0, p, 0) // the node-by-node scan instead of busy steps
 			if !reflect.DeepEqual(fast, scan) {
 				t.Fatalf("seed %d depth %d: busy steps differ from the node scan", seed, depth)
 			}
-			exclusiveFastPath = false
-			slow := Plan(s, t0, p)
-			exclusiveFastPath = true
+			// A filter that declares nothing turns every fast path off.
+			slow := Plan(s, t0, Policy{Depth: depth, Filters: []Filter{acceptAll{}}})
 			if !reflect.DeepEqual(fast, slow) {
-				t.Fatalf("seed %d depth %d: fast path differs from the general one", seed, depth)
+				t.Fatalf("seed %d depth %d: fast path differs from the general one%s", seed, depth, firstDiff(fast, slow))
 			}
 			for _, w := range fast.Waiting {
 				if !w.ReservedStart.IsZero() {
@@ -66,4 +66,17 @@ func TestExclusiveMatchesGeneral(t *testing.T) {
 	if reserved < 1000 {
 		t.Fatalf("only %d reservations compared", reserved)
 	}
+}
+
+// firstDiff describes the first decision two plans disagree on.
+func firstDiff(a, b Decisions) string {
+	if !reflect.DeepEqual(a.Starts, b.Starts) {
+		return fmt.Sprintf("\nstarts %+v\n   vs  %+v", a.Starts, b.Starts)
+	}
+	for i := range min(len(a.Waiting), len(b.Waiting)) {
+		if !reflect.DeepEqual(a.Waiting[i], b.Waiting[i]) {
+			return fmt.Sprintf("\nwait %+v\n  vs %+v", a.Waiting[i], b.Waiting[i])
+		}
+	}
+	return ""
 }

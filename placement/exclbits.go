@@ -16,8 +16,8 @@ import (
 // bits: the same nodes the node-by-node scan picks.
 
 // maxBusyWords bounds the bitset width; larger classes scan node by node.
-// Tests lower it to compare the two.
-var maxBusyWords = 16
+// Tests lower cluster.busyWords to compare the two.
+const maxBusyWords = 16
 
 type busySteps struct {
 	w    int      // words per step
@@ -31,7 +31,7 @@ type busySteps struct {
 func (c *cluster) newBusySteps(ci int32) *busySteps {
 	nodes := c.classes[ci].nodes
 	w := (len(nodes) + 63) / 64
-	if w > maxBusyWords {
+	if w > c.busyWords {
 		return nil
 	}
 	if c.clsPos == nil {

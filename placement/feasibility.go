@@ -23,7 +23,7 @@ func (r *Rejection) Error() string { return string(r.Reason) + ": " + r.Detail }
 // counting every node that is not Down (a draining node comes back). It
 // returns nil or a *Rejection.
 func Feasible(nodes []Node, job Job) error {
-	c := newCluster(Snapshot{Nodes: nodes}, time.Time{})
+	c := newCluster(Snapshot{Nodes: nodes}, time.Time{}, newProfile(Policy{}))
 	k := c.kindOf(&job)
 	if r, d := c.staticCheck(&job, k, false); r != "" {
 		return &Rejection{Reason: r, Detail: d}
@@ -51,6 +51,7 @@ type failure struct {
 	mem               int64
 	wall              int64 // 0: fails whatever the walltime
 	nvlink            bool
+	share             int16 // sharing request: compared among sharing ones only
 	reason            Reason
 }
 
@@ -59,9 +60,10 @@ const maxFailures = 32
 // failed looks j up among the remembered failures.
 func (k *kind) failed(j *Job, wall int64) (Reason, bool) {
 	r := &j.PerNode
+	sh := shareOf(r)
 	for _, f := range k.fails {
 		if r.CPUs >= f.cpus && r.Memory >= f.mem && r.GPU.Count >= f.gpus && gangSize(j) >= f.nodes &&
-			(r.GPU.NVLink || !f.nvlink) && wall >= f.wall {
+			(r.GPU.NVLink || !f.nvlink) && wall >= f.wall && (sh == 0) == (f.share == 0) && sh >= f.share {
 			return f.reason, true
 		}
 	}
@@ -69,12 +71,20 @@ func (k *kind) failed(j *Job, wall int64) (Reason, bool) {
 }
 
 // remember records that j failed; entries the new one covers are dropped.
+//
+// Only Resources is remembered: a larger request fails wherever a smaller
+// one did, but one held back by a reservation (or by NVLink) may, after a
+// start in the same pass or for its larger size, lack the free resources
+// too, and its reason must say so.
 func (k *kind) remember(j *Job, wall int64, reason Reason) {
+	if reason != ReasonResources {
+		return
+	}
 	r := &j.PerNode
-	f := failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, nvlink: r.GPU.NVLink, reason: reason}
+	f := failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, nvlink: r.GPU.NVLink, share: shareOf(r), reason: reason}
 	k.fails = slices.DeleteFunc(k.fails, func(o failure) bool {
 		return o.cpus >= f.cpus && o.mem >= f.mem && o.gpus >= f.gpus && o.nodes >= f.nodes &&
-			(o.nvlink || !f.nvlink) && o.wall >= f.wall
+			(o.nvlink || !f.nvlink) && o.wall >= f.wall && (o.share == 0) == (f.share == 0) && o.share >= f.share
 	})
 	if len(k.fails) < maxFailures {
 		k.fails = append(k.fails, f)

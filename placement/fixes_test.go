@@ -23,7 +23,7 @@ func TestReservationLeavesFreeNodesForBackfill(t *testing.T) {
 			name: "busy nodes freeing at the start are reserved, free ones stay free",
 			f: single(5).running(100, t0.Add(100*time.Second), alloc("cpu002", 0, 1, gib), alloc("cpu003", 0, 1, gib), alloc("cpu004", 0, 1, gib)).
 				pending(job(2).nodes(3).wall(100*time.Second), job(3).wall(1000*time.Second)),
-			p:        Policy{Backfill: EASY},
+			p:        Policy{Depth: DepthEASY},
 			reserved: []string{"cpu002", "cpu003", "cpu004"},
 			start3:   []string{"cpu000"},
 		},
@@ -31,7 +31,7 @@ func TestReservationLeavesFreeNodesForBackfill(t *testing.T) {
 			name: "free-now nodes only as many as needed, lowest names",
 			f: single(5).running(100, t0.Add(100*time.Second), alloc("cpu003", 0, 1, gib), alloc("cpu004", 0, 1, gib)).
 				pending(job(2).nodes(4).wall(100*time.Second), job(3).wall(1000*time.Second)),
-			p:        Policy{Backfill: EASY},
+			p:        Policy{Depth: DepthEASY},
 			reserved: []string{"cpu000", "cpu001", "cpu003", "cpu004"},
 			start3:   []string{"cpu002"},
 		},
@@ -41,7 +41,7 @@ func TestReservationLeavesFreeNodesForBackfill(t *testing.T) {
 				running(100, t0.Add(20*time.Second), alloc("cpu000", 0, 1, gib)).
 				running(101, t0.Add(80*time.Second), alloc("cpu001", 0, 1, gib), alloc("cpu002", 0, 1, gib), alloc("cpu003", 0, 1, gib)).
 				pending(job(2).nodes(3).wall(100*time.Second), job(3).wall(1000*time.Second)),
-			p:        Policy{Backfill: EASY},
+			p:        Policy{Depth: DepthEASY},
 			reserved: []string{"cpu001", "cpu002", "cpu003"},
 			start3:   nil, // cpu000 is busy now
 		},
@@ -49,7 +49,7 @@ func TestReservationLeavesFreeNodesForBackfill(t *testing.T) {
 			name: "conservative keeps name order (reservations must hold across passes)",
 			f: single(5).running(100, t0.Add(100*time.Second), alloc("cpu002", 0, 1, gib), alloc("cpu003", 0, 1, gib), alloc("cpu004", 0, 1, gib)).
 				pending(job(2).nodes(3).wall(100*time.Second), job(3).wall(1000*time.Second)),
-			p:        Policy{Backfill: Conservative},
+			p:        Policy{Depth: DepthAll},
 			reserved: []string{"cpu000", "cpu001", "cpu002"},
 			start3:   nil,
 		},
@@ -153,7 +153,7 @@ func TestGPUBestFitOnFreeCount(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Plan(tc.f.snapshot(), t0, Policy{Backfill: EASY})
+			d := Plan(tc.f.snapshot(), t0, Policy{Depth: DepthEASY})
 			st, ok := started(d, 1)
 			if !ok || fmt.Sprint(nodesOf(st)) != fmt.Sprint([]string{tc.want}) {
 				t.Errorf("job 1 on %v (started %v), want %s", nodesOf(st), ok, tc.want)
@@ -170,7 +170,7 @@ func TestReserveMatchesBruteForce(t *testing.T) {
 		s := randomSnapshot(seed)
 		for _, j := range s.Pending[:min(len(s.Pending), 30)] {
 			one := Snapshot{Nodes: s.Nodes, Running: s.Running, Pending: []Job{j}}
-			d := Plan(one, t0, Policy{Backfill: EASY})
+			d := Plan(one, t0, Policy{Depth: DepthEASY})
 			if len(d.Starts) > 0 {
 				continue
 			}
@@ -188,7 +188,7 @@ func TestReserveMatchesBruteForce(t *testing.T) {
 }
 
 func bruteEarliest(s Snapshot, j Job) (int64, bool) {
-	c := newCluster(s, t0)
+	c := newCluster(s, t0, newProfile(Policy{}))
 	k := c.kindOf(&j)
 	if r, _ := c.staticCheck(&j, k, true); r != "" {
 		return 0, false

@@ -125,23 +125,23 @@ func TestEASYBackfill(t *testing.T) {
 			job(2).cpus(4).wall(2*time.Hour),
 			job(3).cpus(4).wall(30*time.Minute),
 			job(4).cpus(2).mem(8*gib).wall(5*time.Hour))
-	for _, p := range []Policy{{Backfill: EASY}, {Backfill: Conservative}} {
+	for _, p := range []Policy{{Depth: DepthEASY}, {Depth: DepthAll}} {
 		d := Plan(f.snapshot(), t0, p)
 		w, _ := waiting(d, 1)
 		if !w.ReservedStart.Equal(t0.Add(time.Hour)) || len(w.ReservedNodes) != 2 {
-			t.Errorf("%s: job 1 reservation = %v on %v", p.Backfill, w.ReservedStart, w.ReservedNodes)
+			t.Errorf("depth %d: job 1 reservation = %v on %v", p.Depth, w.ReservedStart, w.ReservedNodes)
 		}
 		if w, _ := waiting(d, 2); w.Reason != ReasonReservation {
-			t.Errorf("%s: job 2 = %+v, want Reservation", p.Backfill, w)
+			t.Errorf("depth %d: job 2 = %+v, want Reservation", p.Depth, w)
 		}
 		for _, id := range []uint64{3, 4} {
 			if _, ok := started(d, id); !ok {
-				t.Errorf("%s: job %d did not backfill: %+v", p.Backfill, id, d.Waiting)
+				t.Errorf("depth %d: job %d did not backfill: %+v", p.Depth, id, d.Waiting)
 			}
 		}
 	}
 	// Under fcfs nothing passes job 1.
-	d := Plan(f.snapshot(), t0, Policy{Backfill: FCFS})
+	d := Plan(f.snapshot(), t0, Policy{Depth: DepthFCFS})
 	if len(d.Starts) != 0 {
 		t.Errorf("fcfs started %v", d.Starts)
 	}
@@ -151,7 +151,7 @@ func TestConservativeReservesEveryBlockedJob(t *testing.T) {
 	f := newFake().cpuNodes(1, 8, 64*gib).
 		running(100, t0.Add(time.Hour), alloc("cpu000", 0, 8, 8*gib)).
 		pending(job(1).cpus(8), job(2).cpus(8), job(3).cpus(8), job(4).cpus(1).wall(10*time.Hour))
-	d := Plan(f.snapshot(), t0, Policy{Backfill: Conservative, Depth: 2})
+	d := Plan(f.snapshot(), t0, Policy{Depth: 2})
 	want := map[uint64]time.Time{1: t0.Add(time.Hour), 2: t0.Add(2 * time.Hour), 3: {}, 4: {}}
 	for id, at := range want {
 		w, ok := waiting(d, id)

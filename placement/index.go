@@ -88,7 +88,7 @@ func (c *cluster) keyOf(ni int32) stateKey {
 }
 
 // index adds node ni to the bucket of its current state, or to the list
-// of reserved nodes.
+// of reserved nodes, or to the list of nodes with shared GPUs.
 func (c *cluster) index(ni int32) {
 	n := &c.nodes[ni]
 	if n.reserved {
@@ -101,6 +101,12 @@ func (c *cluster) index(ni int32) {
 			c.reservedFree = slices.Insert(c.reservedFree, i, ni)
 		case !free && found:
 			c.reservedFree = slices.Delete(c.reservedFree, i, i+1)
+		}
+		return
+	}
+	if n.nShared > 0 {
+		if i, found := slices.BinarySearch(c.sharedNodes, ni); !found {
+			c.sharedNodes = slices.Insert(c.sharedNodes, i, ni)
 		}
 		return
 	}
@@ -126,6 +132,11 @@ func (c *cluster) index(ni int32) {
 // unindex takes node ni out of its bucket before its state changes.
 func (c *cluster) unindex(ni int32) {
 	n := &c.nodes[ni]
+	if n.nShared > 0 && !n.reserved {
+		if i, found := slices.BinarySearch(c.sharedNodes, ni); found {
+			c.sharedNodes = slices.Delete(c.sharedNodes, i, i+1)
+		}
+	}
 	if n.bucket < 0 {
 		return
 	}

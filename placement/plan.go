@@ -11,11 +11,21 @@ import (
 // wait. It is pure and deterministic: the same snapshot, time and policy
 // give the same decisions whatever the order of the snapshot's slices.
 func Plan(s Snapshot, now time.Time, p Policy) Decisions {
+	return planWith(s, now, p, maxBusyWords)
+}
+
+// planWith is Plan with the busy-steps width bound (exclbits.go) as a
+// parameter, so tests can compare the node-by-node scan with it.
+func planWith(s Snapshot, now time.Time, p Policy, busyWords int) Decisions {
 	// c.running is not pre-sized for conservative's bookings: fast-path
 	// reservations (excl.go) never enter it, and clearing room for every
 	// pending gang cost more per pass than appending does.
-	c := newCluster(s, now)
-	if p.Backfill == Conservative {
+	c := newCluster(s, now, newProfile(p))
+	c.busyWords = busyWords
+	if len(c.prof.scorers) > 0 {
+		c.queue = queueShapes(s.Pending)
+	}
+	if p.Depth != DepthFCFS && p.Depth != DepthEASY {
 		// Every blocked job may book its gang: the most bookings a pass
 		// can make, for sizing the fast path's lists once (excl.go).
 		for i := range s.Pending {
@@ -47,7 +57,7 @@ type planner struct {
 }
 
 func (pl *planner) run(order []int32) {
-	blocked := false // fcfs: a job could not start, nothing behind it may
+	blocked := false // depth 0: a job could not start, nothing behind it may
 	reservations := 0
 	for _, ji := range order {
 		j := &pl.jobs[ji]
@@ -67,19 +77,18 @@ func (pl *planner) run(order []int32) {
 			pl.start(j, k, cands)
 			continue
 		}
-		switch pl.p.Backfill {
-		case EASY, Conservative:
-			if pl.p.Backfill == EASY && reservations >= 1 ||
-				pl.p.Backfill == Conservative && pl.p.Depth > 0 && reservations >= pl.p.Depth {
-				pl.wait(j, reason, detailFor(reason))
-				continue
-			}
+		switch d := pl.p.Depth; {
+		case d == DepthFCFS:
+			blocked = true
+			pl.wait(j, reason, detailFor(reason))
+		case d > 0 && reservations >= d:
+			pl.wait(j, reason, detailFor(reason))
+		default:
+			// Preemption (issue 8) slots in here: a blocked job that may
+			// preempt tries that before it reserves.
 			if pl.reserve(j, k, reason) {
 				reservations++
 			}
-		default:
-			blocked = true
-			pl.wait(j, reason, detailFor(reason))
 		}
 	}
 }
@@ -114,7 +123,8 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	if len(c.reservedNodes) > 0 {
 		wall = end - c.now
 	}
-	if r, ok := k.failed(j, wall); ok {
+	memo := pl.c.prof.memo[gi(j)]
+	if r, ok := k.failed(j, wall); memo && ok {
 		return nil, r
 	}
 	cands := pl.cands[:0]
@@ -130,7 +140,9 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 			}
 			cands = pl.searchClass(int32(ci), j, k, need, cands, &best, &found, &topo)
 		}
-		if found >= need && j.PerNode.GPU.Count == 0 && !pl.p.FirstFit {
+		// Exact only when the Packing core ranks: its tier puts every
+		// CPU-only node before every GPU node for a CPU job.
+		if found >= need && j.PerNode.GPU.Count == 0 && c.prof.packing {
 			break
 		}
 	}
@@ -142,16 +154,42 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	if r := &j.PerNode; r.CPUs == 0 && r.GPU.Count == 0 {
 		reserved = c.reservedNodes
 	}
+	// Nodes whose GPUs are partly shared are out of the index too (their
+	// share levels would split it into countless states): one by one.
+	// Their free-now state is all there is to them.
+	sharing := shareOf(&j.PerNode) > 0
+	for _, ni := range c.sharedNodes {
+		n := &c.nodes[ni]
+		if !k.classOK[n.class] || n.nFreeCPU < j.PerNode.CPUs || n.freeMem < j.PerNode.Memory ||
+			!sharing && bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
+			continue
+		}
+		cd, r := c.fitOn(ni, n.availNow(), j, k, true)
+		switch r {
+		case "":
+			ignoringRes++
+			if need == 1 {
+				if found == 0 || better(cd, best) {
+					best = cd
+				}
+			} else {
+				cands = append(cands, cd)
+			}
+			found++
+		case ReasonGPUTopology:
+			topo++
+		}
+	}
 	for _, ni := range reserved {
 		n := &c.nodes[ni]
 		if !k.classOK[n.class] || n.nFreeCPU < j.PerNode.CPUs || n.freeMem < j.PerNode.Memory ||
-			bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
+			!sharing && bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
 			continue
 		}
 		// With no GPU asked for, fitState fails only on the class, cpus
 		// or memory, all checked above: the free-now state fits.
 		if j.PerNode.GPU.Count > 0 {
-			if _, r := c.fitOn(ni, n.availNow(), j, k, pl.p.FirstFit); r == "" {
+			if _, r := c.fitOn(ni, n.availNow(), j, k, true); r == "" {
 				ignoringRes++
 			}
 		} else {
@@ -160,7 +198,7 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 		if c.busyOver(ni, c.now, end, j) {
 			continue // availWindow would leave too few cpus: Resources
 		}
-		cd, r := c.fitOn(ni, c.availWindow(ni, c.now, end, c.scratchCPU(ni)), j, k, pl.p.FirstFit)
+		cd, r := c.fitOn(ni, c.availWindow(ni, c.now, end, c.scratchCPU(ni)), j, k, true)
 		switch r {
 		case "":
 			if need == 1 {
@@ -184,7 +222,9 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 		case found+topo >= need:
 			reason = ReasonGPUTopology
 		}
-		k.remember(j, wall, reason)
+		if memo {
+			k.remember(j, wall, reason)
+		}
 		return nil, reason
 	}
 	if need == 1 {
@@ -229,7 +269,11 @@ func (pl *planner) start(j *Job, k *kind, cands []candidate) {
 		if n.reserved {
 			a = c.availWindow(cd.node, c.now, end, c.scratchCPU(cd.node))
 		}
-		st.Nodes = append(st.Nodes, c.commit(cd.node, c.now, end, a.cpuMask, j.PerNode, cd.gpus, true))
+		na := c.commit(cd.node, c.now, end, a.cpuMask, j.PerNode, cd.gpus, true)
+		if sh := shareOf(&j.PerNode); sh > 0 {
+			na.GPUShare = float64(sh) / 100
+		}
+		st.Nodes = append(st.Nodes, na)
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeAlloc) int { return cmp.Compare(a.Node, b.Node) })
 	pl.d.Starts = append(pl.d.Starts, st)
@@ -245,7 +289,7 @@ func (c *cluster) endOf(j *Job, t int64) int64 {
 }
 
 func (n *node) availNow() avail {
-	return avail{cpus: n.nFreeCPU, mem: n.freeMem, gpus: n.freeGPU, cpuMask: n.freeCPU}
+	return avail{cpus: n.nFreeCPU, mem: n.freeMem, gpus: n.freeGPU, shares: n.share, cpuMask: n.freeCPU}
 }
 
 // commit books req on node ni over [start, end): the lowest cpu positions
@@ -260,7 +304,8 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	if reindex {
 		c.unindex(ni)
 	}
-	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, cpus: c.cpuWords(len(n.freeCPU))}
+	sh := shareOf(&req)
+	ra := runAlloc{node: ni, start: start, end: end, mem: req.Memory, gpus: gpus, share: sh, cpus: c.cpuWords(len(n.freeCPU))}
 	// A reservation's NodeAlloc is never read: only build it for starts.
 	var na NodeAlloc
 	if now {
@@ -287,7 +332,7 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		c.markNode(ni, start, end)
 	}
 	if c.agg != nil && c.agg[n.class].built {
-		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, int64(bits.OnesCount64(gpus)))
+		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, wholeGPUs(gpus, sh))
 	}
 	if now {
 		for w := range ra.cpus {
@@ -295,6 +340,9 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		}
 		n.nFreeCPU -= req.CPUs
 		n.freeMem -= req.Memory
+		if sh > 0 {
+			n.addShare(gpus, sh)
+		}
 		n.freeGPU &^= gpus
 		n.busy = true
 	} else {
@@ -306,4 +354,14 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 		c.index(ni)
 	}
 	return na
+}
+
+// wholeGPUs is how many whole GPUs an allocation counts for in the
+// aggregate profile: none for a sharing one, whose GPU may hold others.
+// The profile is a bound on what is free, and stays one.
+func wholeGPUs(gpus uint64, share int16) int64 {
+	if share > 0 {
+		return 0
+	}
+	return int64(bits.OnesCount64(gpus))
 }

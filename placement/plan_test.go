@@ -8,8 +8,8 @@ import (
 )
 
 func TestPlanScenarios(t *testing.T) {
-	easy := Policy{Backfill: EASY}
-	fcfs := Policy{Backfill: FCFS}
+	easy := Policy{Depth: DepthEASY}
+	fcfs := Policy{Depth: DepthFCFS}
 	tests := []struct {
 		name   string
 		f      *fakeCluster

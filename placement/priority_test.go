@@ -56,7 +56,7 @@ func TestFairShareOrdersQueue(t *testing.T) {
 		{PriorityWeights{Priority: 1000, FairShare: 1000}, 2},
 		{PriorityWeights{Priority: 1000}, 1},
 	} {
-		d := Plan(s, t0, Policy{Backfill: EASY, Weights: c.w})
+		d := Plan(s, t0, Policy{Depth: DepthEASY, Weights: c.w})
 		if len(d.Starts) != 1 || d.Starts[0].JobID != c.want {
 			t.Errorf("weights %+v: starts %+v, want job %d", c.w, d.Starts, c.want)
 		}

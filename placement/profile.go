@@ -1,6 +1,9 @@
 package placement
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // A node's time profile is the list of its allocations (c.running entries
 // in node.allocs), each holding cpu positions, memory and GPUs over
@@ -32,6 +35,7 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 	}
 	a := avail{gpus: c.classes[n.class].allGPUs, cpuMask: cpuMask}
 	memHeld := false
+	var whole uint64 // GPUs some job in the window holds whole
 	for _, ai := range n.allocs {
 		r := &c.running[ai]
 		if r.start >= t1 || r.end <= t0 {
@@ -41,6 +45,18 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 			cpuMask[w] &^= r.cpus[w]
 		}
 		a.gpus &^= r.gpus
+		if r.share == 0 {
+			whole |= r.gpus
+		} else {
+			// Shares of every sharing job in the window add up: a bound
+			// on the peak, which is all a reservation needs.
+			if a.shares == nil {
+				a.shares = c.shareScratch(len(n.gpus))
+			}
+			for m := r.gpus; m != 0; m &= m - 1 {
+				a.shares[bits.TrailingZeros64(m)] += r.share
+			}
+		}
 		memHeld = memHeld || r.mem != 0
 	}
 	for x := n.excl; x != 0; x = c.excl[x-1].next {
@@ -67,9 +83,22 @@ func (c *cluster) availWindow(ni int32, t0, t1 int64, cpuMask []uint64) avail {
 			}
 		}
 	}
+	for m := whole; a.shares != nil && m != 0; m &= m - 1 {
+		a.shares[bits.TrailingZeros64(m)] = 100 // no room for a sharer
+	}
 	a.cpus = popcount(cpuMask)
 	a.mem = n.mem - peak
 	return a
+}
+
+// shareScratch returns a zeroed per-GPU share slice reused between calls.
+func (c *cluster) shareScratch(g int) []int16 {
+	if cap(c.shareBuf) < g {
+		c.shareBuf = make([]int16, g)
+	}
+	s := c.shareBuf[:g]
+	clear(s)
+	return s
 }
 
 // memUsedAt sums the memory of n's allocations that hold it at instant t.

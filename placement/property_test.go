@@ -31,8 +31,9 @@ func randomSnapshot(seed uint64) Snapshot {
 }
 
 var allPolicies = []Policy{
-	{Backfill: FCFS}, {Backfill: EASY}, {Backfill: Conservative}, {Backfill: Conservative, Depth: 3},
-	{Backfill: EASY, FirstFit: true}, {Backfill: EASY, Weights: PriorityWeights{Priority: 1000, Age: 1680, AgeMax: 168 * time.Hour}},
+	{Depth: DepthFCFS}, {Depth: DepthEASY}, {Depth: DepthAll}, {Depth: 3},
+	{Depth: DepthEASY, Scorers: FirstFitScorers()}, {Depth: DepthEASY, Scorers: BestFitScorers()},
+	{Depth: DepthEASY, Filters: []Filter{acceptAll{}}}, {Depth: DepthEASY, Weights: PriorityWeights{Priority: 1000, Age: 1680, AgeMax: 168 * time.Hour}},
 }
 
 func TestPropertyNoOverAllocation(t *testing.T) {
@@ -101,7 +102,7 @@ func TestPropertyReservationsHold(t *testing.T) {
 	checked := 0
 	for seed := range uint64(60) {
 		s := randomSnapshot(seed)
-		for _, p := range []Policy{{Backfill: EASY}, {Backfill: Conservative}} {
+		for _, p := range []Policy{{Depth: DepthEASY}, {Depth: DepthAll}} {
 			d := Plan(s, t0, p)
 			var later []Running // what holds resources after now
 			later = append(later, s.Running...)
@@ -122,9 +123,9 @@ func TestPropertyReservationsHold(t *testing.T) {
 					}
 				}
 				j := jobByID(s, w.JobID)
-				d2 := Plan(Snapshot{Nodes: s.Nodes, Running: still, Pending: []Job{j}}, at, Policy{Backfill: FCFS})
+				d2 := Plan(Snapshot{Nodes: s.Nodes, Running: still, Pending: []Job{j}}, at, Policy{Depth: DepthFCFS})
 				if _, ok := started(d2, j.ID); !ok {
-					t.Errorf("seed %d %s: job %d reserved for %v cannot start then: %+v", seed, p.Backfill, j.ID, at, d2.Waiting)
+					t.Errorf("seed %d depth %d: job %d reserved for %v cannot start then: %+v", seed, p.Depth, j.ID, at, d2.Waiting)
 				}
 				if len(w.ReservedNodes) != gangSize(&j) {
 					t.Errorf("job %d reserved %v, needs %d nodes", j.ID, w.ReservedNodes, gangSize(&j))
@@ -142,8 +143,10 @@ func TestPropertyReservationsHold(t *testing.T) {
 func TestIndexMatchesLinearScan(t *testing.T) {
 	for seed := range uint64(30) {
 		s := randomSnapshot(seed)
-		for _, ff := range []bool{false, true} {
-			pl := &planner{c: newCluster(s, t0), p: Policy{Backfill: EASY, FirstFit: ff}, jobs: s.Pending}
+		for ff, sc := range [][]Scorer{nil, FirstFitScorers()} {
+			p := Policy{Depth: DepthEASY, Scorers: sc}
+			pl := &planner{c: newCluster(s, t0, newProfile(p)), p: p, jobs: s.Pending}
+			pl.c.queue = queueShapes(s.Pending)
 			for _, ji := range queueOrder(s.Pending, t0, pl.p) {
 				j := &s.Pending[ji]
 				k := pl.c.kindOf(j)
@@ -157,7 +160,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 					if nd.state != NodeUp {
 						continue
 					}
-					if cd, r := pl.c.fitOn(int32(i), nd.availNow(), j, k, ff); r == "" {
+					if cd, r := pl.c.fitOn(int32(i), nd.availNow(), j, k, true); r == "" {
 						if n == 0 || better(cd, best) {
 							best = cd
 						}
@@ -173,7 +176,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 					continue
 				}
 				if got[0].node != best.node || got[0].gpus != best.gpus {
-					t.Fatalf("seed %d ff=%v job %d: index chose %s gpus %b, linear %s gpus %b", seed, ff, j.ID,
+					t.Fatalf("seed %d ff=%d job %d: index chose %s gpus %b, linear %s gpus %b", seed, ff, j.ID,
 						pl.c.nodes[got[0].node].name, got[0].gpus, pl.c.nodes[best.node].name, best.gpus)
 				}
 				pl.start(j, k, got)

@@ -29,7 +29,9 @@ func (pl *planner) searchClass(ci int32, j *Job, k *kind, need int, cands []cand
 	// this class but what the best fit at the lowest level already has,
 	// and the level's resource is the one rank takes as dominant (ties go
 	// to the earlier of cpus, memory, GPUs).
-	stop := need == 1 && !pl.p.FirstFit
+	stop := need == 1 && c.prof.stop[gi(j)]
+	levelStop := stop // in a cpu level, the first bucket that fits is the best
+	byState := c.prof.byState[gi(j)]
 	var topLink uint8
 	if stop {
 		cs := share(int64(r.CPUs), int64(cl.ncpu))
@@ -54,7 +56,13 @@ func (pl *planner) searchClass(ci int32, j *Job, k *kind, need int, cands []cand
 		for _, bi := range lv[i:] {
 			b := &c.buckets[bi]
 			a := avail{cpus: int(b.key.cpus), mem: b.key.mem, gpus: b.key.gpus}
-			cd, why := c.fitState(ci, b.key.busy, a, j, k, pl.p.FirstFit)
+			if !byState {
+				// Some plugin may tell the bucket's nodes apart: ask it
+				// about each (slower, and exact).
+				cands = pl.searchBucket(b, a, j, k, need, cands, best, found, topo)
+				continue
+			}
+			cd, why := c.fitState(-1, ci, b.key.busy, a, j, k, true)
 			switch why {
 			case "":
 				cd.node = b.nodes[0]
@@ -73,7 +81,7 @@ func (pl *planner) searchClass(ci int32, j *Job, k *kind, need int, cands []cand
 			case ReasonGPUTopology:
 				*topo += len(b.nodes)
 			}
-			if !gpuClass && need == 1 && why == "" && !pl.p.FirstFit {
+			if !gpuClass && why == "" && levelStop {
 				// In a cpu level the bucket with the least memory that
 				// fits is the best fit of the level.
 				break
@@ -81,6 +89,30 @@ func (pl *planner) searchClass(ci int32, j *Job, k *kind, need int, cands []cand
 		}
 		if stop && hit {
 			break
+		}
+	}
+	return cands
+}
+
+// searchBucket is searchClass's step for one bucket when plugins may
+// judge its nodes differently: each node on its own, all in name order.
+func (pl *planner) searchBucket(b *bucket, a avail, j *Job, k *kind, need int, cands []candidate, best *candidate, found, topo *int) []candidate {
+	c := pl.c
+	for _, ni := range b.nodes {
+		cd, why := c.fitState(ni, b.key.class, b.key.busy, a, j, k, true)
+		cd.node = ni
+		switch why {
+		case "":
+			if need == 1 {
+				if *found == 0 || better(cd, *best) {
+					*best = cd
+				}
+			} else {
+				cands = append(cands, cd)
+			}
+			*found++
+		case ReasonGPUTopology:
+			*topo++
 		}
 	}
 	return cands

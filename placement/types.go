@@ -46,6 +46,9 @@ type NodeAlloc struct {
 	CPUs   []int
 	Memory int64
 	GPUs   []int // GPU.ID values
+	// GPUShare is the fraction of each of GPUs the job holds when it
+	// shares them (a multiple of 0.01 in (0,1)); 0 means whole GPUs.
+	GPUShare float64
 }
 
 // Running is a job that holds resources now and releases them by End
@@ -62,6 +65,10 @@ type GPURequest struct {
 	Model     string // substring of GPU.Model, case-insensitive; "" for any
 	MinMemory int64  // bytes per GPU
 	NVLink    bool   // every pair of the chosen GPUs must be LinkNVLink
+	// Share asks for a fraction of one GPU (0.01 steps, in (0,1)) that
+	// other sharing jobs may use too, like Slurm's shards; 0 asks for
+	// whole GPUs. A sharing job never lands on a GPU held whole.
+	Share float64
 }
 
 // Request is a job's need on each of its nodes.
@@ -94,28 +101,33 @@ type Snapshot struct {
 	Pending []Job
 }
 
-// Backfill names a backfilling policy.
+// Backfill names a backfilling policy; Backfill.Depth gives its
+// reservation depth, which is all Plan looks at.
 type Backfill string
 
 const (
-	FCFS         Backfill = "fcfs"         // strict queue order, nothing jumps ahead
-	EASY         Backfill = "easy"         // first blocked job reserved, others may backfill
-	Conservative Backfill = "conservative" // every blocked job up to Depth reserved
+	FCFS         Backfill = "fcfs"         // strict queue order, nothing jumps ahead: depth 0
+	EASY         Backfill = "easy"         // first blocked job reserved, others may backfill: depth 1
+	Conservative Backfill = "conservative" // every blocked job reserved: DepthAll
 )
 
-// Policy is the site's placement configuration.
+// Policy is the site's placement configuration. The zero Policy is
+// strict FCFS with the default ranking.
 type Policy struct {
-	Backfill Backfill
-	// Depth bounds conservative reservations (0: every blocked job).
+	// Depth is how many blocked jobs of a pass get a reservation, in
+	// queue order: 0 (DepthFCFS) none, and the first blocked job blocks
+	// everything behind it; 1 (DepthEASY) is EASY backfilling; N is
+	// conservative backfilling up to N jobs; DepthAll every blocked job.
 	Depth int
 	// Weights order the queue by effective priority (EffectivePriority);
 	// all zero keeps the plain order: priority, submit time, id.
 	Weights PriorityWeights
 	// Sorter orders the queue; nil is PrioritySorter{Weights}.
 	Sorter QueueSorter
-	// FirstFit disables scoring and takes the first feasible node in name
-	// order; the baseline the GPU workload comparison measures against.
-	FirstFit bool
+	// Filters run after the built-in resource fit (framework.go).
+	Filters []Filter
+	// Scorers rank the nodes that fit; nil is DefaultScorers().
+	Scorers []Scorer
 }
 
 // Reason says why a job did not start, in words users read back.

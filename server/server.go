@@ -33,11 +33,11 @@ type Agent interface {
 
 // Config is the server's settings.
 type Config struct {
-	Policy          placement.Policy
-	DefaultWalltime time.Duration // applied when a job file gives none; 0 = walltime required
-	AllowRoot       bool          // accept jobs that run as uid 0
-	AdminUIDs       []uint32      // besides root, who may drain nodes and touch any job
-	Tick            time.Duration // scheduling pass even without events (age, reservations)
+	Policy          placement.Policy // the zero Policy is FCFS (Depth 0); hpcd dev defaults to EASY
+	DefaultWalltime time.Duration    // applied when a job file gives none; 0 = walltime required
+	AllowRoot       bool             // accept jobs that run as uid 0
+	AdminUIDs       []uint32         // besides root, who may drain nodes and touch any job
+	Tick            time.Duration    // scheduling pass even without events (age, reservations)
 	// DownTimeout: a node whose agent has not synced for this long is
 	// DOWN (default 30 s); Heartbeat is how often agents sync (default a
 	// sixth of DownTimeout).
@@ -83,9 +83,6 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Heartbeat <= 0 || cfg.Heartbeat > cfg.DownTimeout/3 {
 		cfg.Heartbeat = cfg.DownTimeout / 6
-	}
-	if cfg.Policy.Backfill == "" {
-		cfg.Policy.Backfill = placement.EASY
 	}
 	s := &Server{
 		cfg:       cfg,

@@ -150,8 +150,9 @@ func runDev(parent context.Context, o devOptions) error {
 	}
 
 	admins := []uint32{uint32(os.Getuid())}
+	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
-		Policy:          placement.Policy{Backfill: o.policy, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
+		Policy:          placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
 		DefaultWalltime: o.walltime,
 		AllowRoot:       true,
 		AdminUIDs:       admins,

@@ -37,7 +37,8 @@ func simulateCommand() *cli.Command {
 			&cli.BoolFlag{Name: "gpu-workload", Usage: "replay a generated mixed GPU/CPU workload on a heterogeneous cluster instead of a trace"},
 			&cli.StringFlag{Name: "policy", Value: "easy", Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.IntFlag{Name: "depth", Usage: "conservative: reserve at most this many blocked jobs (0: all)"},
-			&cli.BoolFlag{Name: "first-fit", Usage: "plain first fit instead of the placer's scoring (the baseline)"},
+			&cli.StringFlag{Name: "ranking", Value: "default", Usage: "node ranking: default, first-fit or best-fit (the last two are baselines)"},
+			&cli.BoolFlag{Name: "first-fit", Usage: "same as --ranking first-fit"},
 			&cli.IntFlag{Name: "nodes", Usage: "machine size `N` for a trace (default from its header)"},
 			&cli.IntFlag{Name: "from", Usage: "first job `K` (0-based) of the usable sorted jobs"},
 			&cli.IntFlag{Name: "jobs", Usage: "number of jobs `M` (0: all of the trace; GPU workload default 2000)"},
@@ -57,14 +58,30 @@ func runSimulate(c *cli.Context) error {
 		return usageErr("unexpected argument %q", c.Args().First())
 	}
 	var pol placement.Policy
-	switch b := placement.Backfill(c.String("policy")); b {
-	case placement.FCFS, placement.EASY, placement.Conservative:
-		pol.Backfill = b
-	default:
+	depth, ok := placement.Backfill(c.String("policy")).Depth()
+	if !ok {
 		return usageErr("--policy %q: want fcfs, easy or conservative", c.String("policy"))
 	}
-	pol.Depth = c.Int("depth")
-	pol.FirstFit = c.Bool("first-fit")
+	pol.Depth = depth
+	if c.Int("depth") > 0 {
+		if depth != placement.DepthAll {
+			return usageErr("--depth applies to --policy conservative only")
+		}
+		pol.Depth = c.Int("depth")
+	}
+	ranking := c.String("ranking")
+	if c.Bool("first-fit") {
+		ranking = "first-fit"
+	}
+	switch ranking {
+	case "default":
+	case "first-fit":
+		pol.Scorers = placement.FirstFitScorers()
+	case "best-fit":
+		pol.Scorers = placement.BestFitScorers()
+	default:
+		return usageErr("--ranking %q: want default, first-fit or best-fit", ranking)
+	}
 	for _, f := range []string{"nodes", "from", "jobs", "depth"} {
 		if c.Int(f) < 0 {
 			return usageErr("--%s must not be negative", f)
@@ -89,13 +106,9 @@ func runSimulate(c *cli.Context) error {
 		if c.Bool("json") {
 			return writeJSON(w, r)
 		}
-		kind := "scoring"
-		if pol.FirstFit {
-			kind = "first fit"
-		}
 		return writeTable(w, [][2]string{
 			{"workload", fmt.Sprintf("gpu (seed %d)", o.Seed)},
-			{"policy", fmt.Sprintf("%s, %s", pol.Backfill, kind)},
+			{"policy", fmt.Sprintf("%s, ranking %s", c.String("policy"), ranking)},
 			{"jobs", fmt.Sprint(r.Jobs)},
 			{"avg wait", secs(r.AvgWait)},
 			{"max wait", secs(r.MaxWait)},
@@ -133,7 +146,7 @@ func runSimulate(c *cli.Context) error {
 	return writeTable(w, [][2]string{
 		{"trace", filepath.Base(trace)},
 		{"window", fmt.Sprintf("jobs %d..%d, %d nodes", o.From, o.From+r.Jobs-1, nodes)},
-		{"policy", string(pol.Backfill)},
+		{"policy", c.String("policy")},
 		{"jobs", fmt.Sprint(r.Jobs)},
 		{"skipped", fmt.Sprint(r.Skipped)},
 		{"avg wait", secs(r.AvgWait)},

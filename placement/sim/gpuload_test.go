@@ -188,7 +188,7 @@ func TestBestOnEmpty(t *testing.T) {
 // figures are sane; the share on the best interconnect is below 1, as
 // lowest-id GPU sets split NVLink pairs and sockets.
 func TestSimulateGPUWorkloadReference(t *testing.T) {
-	r, err := SimulateGPUWorkload(GPUWorkloadOptions{Seed: 1, Jobs: 300}, placement.Policy{Backfill: placement.FCFS}, refGPUPlan)
+	r, err := SimulateGPUWorkload(GPUWorkloadOptions{Seed: 1, Jobs: 300}, placement.Policy{Depth: placement.DepthFCFS}, refGPUPlan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,11 @@ func TestSimulateGPUWorkloadReference(t *testing.T) {
 func TestSimulateGPUWorkloadPlan(t *testing.T) {
 	for _, ff := range []bool{false, true} {
 		t.Run(map[bool]string{false: "scoring", true: "first-fit"}[ff], func(t *testing.T) {
-			r, err := SimulateGPUWorkload(GPUWorkloadOptions{Seed: 2, Jobs: 300}, placement.Policy{Backfill: placement.EASY, FirstFit: ff}, nil)
+			pol := placement.Policy{Depth: placement.DepthEASY}
+			if ff {
+				pol.Scorers = placement.FirstFitScorers()
+			}
+			r, err := SimulateGPUWorkload(GPUWorkloadOptions{Seed: 2, Jobs: 300}, pol, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,7 +21,7 @@ func BenchmarkLublin(b *testing.B) {
 	}{{placement.EASY, 2048}, {placement.Conservative, 1024}} {
 		b.Run(fmt.Sprintf("%s/jobs=%d", c.pol, c.jobs), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := SimulateSWF(tr, SWFOptions{Jobs: c.jobs, Policy: placement.Policy{Backfill: c.pol}}); err != nil {
+				if _, err := SimulateSWF(tr, SWFOptions{Jobs: c.jobs, Policy: policyOf(c.pol)}); err != nil {
 					b.Fatal(err)
 				}
 			}

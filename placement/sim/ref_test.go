@@ -54,7 +54,7 @@ func refPlan(s placement.Snapshot, now time.Time, p placement.Policy) placement.
 	}
 	head := queue[i]
 	d.Waiting = append(d.Waiting, placement.Wait{JobID: head.ID, Reason: placement.ReasonResources})
-	if p.Backfill != placement.EASY {
+	if p.Depth != placement.DepthEASY {
 		for _, j := range queue[i+1:] {
 			d.Waiting = append(d.Waiting, placement.Wait{JobID: j.ID, Reason: placement.ReasonPriority})
 		}

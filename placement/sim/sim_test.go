@@ -100,7 +100,7 @@ func TestReplayHandComputed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := Replay(nodes, jobs, placement.Policy{Backfill: c.policy}, pl.plan)
+				out, err := Replay(nodes, jobs, policyOf(c.policy), pl.plan)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -134,7 +134,7 @@ func TestSummarizeFormulas(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(string(c.policy), func(t *testing.T) {
-			got, err := SimulateSWF(tr, SWFOptions{Policy: placement.Policy{Backfill: c.policy}, Plan: refPlan})
+			got, err := SimulateSWF(tr, SWFOptions{Policy: policyOf(c.policy), Plan: refPlan})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -300,7 +300,7 @@ func TestPlanMatchesReferenceFCFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := placement.Policy{Backfill: placement.FCFS}
+	pol := placement.Policy{Depth: placement.DepthFCFS}
 	want, err := Replay(nodes, jobs, pol, refPlan)
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func TestReservationsHoldOnTrace(t *testing.T) {
 				}
 				return d
 			}
-			out, err := Replay(nodes, jobs, placement.Policy{Backfill: b}, record)
+			out, err := Replay(nodes, jobs, policyOf(b), record)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,4 +354,13 @@ func TestReservationsHoldOnTrace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// policyOf is the policy a backfilling name stands for.
+func policyOf(b placement.Backfill) placement.Policy {
+	d, ok := b.Depth()
+	if !ok {
+		panic("unknown backfill " + string(b))
+	}
+	return placement.Policy{Depth: d}
 }
