@@ -193,11 +193,12 @@ func TestCrashRecoveryLosesNothing(t *testing.T) {
 			t.Errorf("job %d started %d times, want exactly once: %+v", id, starts, j.History)
 		}
 	}
-	out, _, _ := c.hpcsub("queue", "--json", "--all")
+	// Ended jobs leave the live queue for the accounting archive.
+	out, _, _ := c.hpcsub("history", "--json")
 	var listed []api.Job
 	mustJSON(t, out, &listed)
 	if len(listed) != 21 {
-		t.Errorf("queue lists %d jobs after the restart, want 21", len(listed))
+		t.Errorf("history lists %d jobs after the restart, want 21", len(listed))
 	}
 	for _, id := range queued {
 		b, err := os.ReadFile(filepath.Join(c.work, fmt.Sprintf("hpc-%d.out", id)))

@@ -161,9 +161,8 @@ func (s *Server) ResumeNode(c Caller, name string) (api.Node, error) {
 
 // apiJob is job id as the API shows it now.
 func (s *Server) apiJob(id uint64) api.Job {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.jobs[id].apiJob()
+	aj, _ := s.jobView(id) // live, or archived since it ended
+	return aj
 }
 
 // apiNode is node name as the API shows it now.

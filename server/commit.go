@@ -133,7 +133,7 @@ func (s *Server) updateJob(id uint64, change func(j *job) error) (*job, error) {
 	_, ok := s.jobs[id]
 	s.mu.Unlock()
 	if !ok {
-		return nil, notFound("no job %d", id)
+		return nil, s.notLive(id)
 	}
 	changed, err := s.updateJobs([]uint64{id}, change)
 	if err != nil {

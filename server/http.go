@@ -71,12 +71,15 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+api.RouteNodeDrain, s.handleDrain)
 	mux.HandleFunc("POST "+api.RouteNodeResume, s.handleResume)
+	mux.HandleFunc("GET "+api.RouteHistory, s.handleHistory)
+	mux.HandleFunc("GET "+api.RouteUsage, s.handleUsage)
 	// A known path with another method is a 405 naming the allowed ones,
 	// not a 404.
 	for path, allow := range map[string]string{
 		api.RouteHealth: "GET", api.RouteJobs: "GET, POST", api.RouteJob: "GET", api.RouteJobWait: "GET",
 		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST", api.RouteJobRequeue: "POST",
 		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
+		api.RouteHistory: "GET", api.RouteUsage: "GET",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -203,7 +206,10 @@ func (s *Server) ownJob(r *http.Request) (*job, error) {
 	j, ok := s.jobs[id]
 	if !ok {
 		s.mu.Unlock()
-		return nil, refuse(http.StatusNotFound, "no job %d", id)
+		if j, err = s.archivedStub(id); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
 	}
 	if j.UID != c.UID && !s.isAdmin(c.UID) {
 		s.mu.Unlock()
@@ -281,7 +287,8 @@ func (s *Server) waitTerminal(ctx context.Context, id uint64, d time.Duration) {
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		done := api.Terminal(s.jobs[id].State)
+		j, live := s.jobs[id]
+		done := !live || api.Terminal(j.State) // not live: archived, so ended
 		changed := s.changed
 		s.mu.Unlock()
 		if done {

@@ -78,6 +78,9 @@ type job struct {
 
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`
+	// archived, on a stand-in for a job that left the live set, is the
+	// archive's record of it (see archivedStub).
+	archived *api.Job `json:"-"`
 }
 
 // to records a state change with its time and reason. Terminal states
@@ -128,6 +131,9 @@ func (j *job) placementJob() placement.Job {
 
 // apiJob converts the record to what the API shows.
 func (j *job) apiJob() api.Job {
+	if j.archived != nil {
+		return *j.archived
+	}
 	out := api.Job{
 		ID:          j.ID,
 		Name:        j.Name,

@@ -43,6 +43,10 @@ type Config struct {
 	// sixth of DownTimeout).
 	DownTimeout time.Duration
 	Heartbeat   time.Duration
+	// ArchiveRetention is how long ended jobs stay in the accounting
+	// archive; 0 keeps them forever.
+	ArchiveRetention time.Duration
+	FairShare        FairShare
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -70,6 +74,9 @@ type Server struct {
 	launches sync.WaitGroup // launches in flight, joined at shutdown
 	started  time.Time      // nodes get a DownTimeout from here to re-register
 	pki      *clusterPKI    // nil unless `hpcd server` serves agents over TLS
+
+	shares    shareTable // fair-share usage per account (fairshare.go)
+	lastPurge time.Time  // archive retention's last run (archive.go)
 }
 
 // New loads every stored job and node. Jobs that were RUNNING stay so
@@ -96,6 +103,10 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		writing:   map[uint64]chan struct{}{},
 		releasing: map[uint64]bool{},
 		started:   time.Now(),
+		shares:    newShareTable(cfg.FairShare),
+	}
+	if err := s.shares.load(st); err != nil {
+		return nil, fmt.Errorf("load fair-share usage: %w", err)
 	}
 	envs := map[string]map[string]string{}
 	var lost []uint64
@@ -195,7 +206,9 @@ func (s *Server) Run(ctx context.Context) {
 			s.checkHeartbeats(now)
 			continue
 		}
-		s.scheduleOnce(ctx, time.Now())
+		now := time.Now()
+		s.scheduleOnce(ctx, now)
+		s.archiveEnded(now)
 	}
 }
 

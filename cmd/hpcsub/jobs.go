@@ -47,7 +47,7 @@ func queueCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U`"},
 			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING, or PENDING,HELD)"},
-			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have ended"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have just ended (older ones: hpcsub history)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
 		},
 		Action: e.queue,

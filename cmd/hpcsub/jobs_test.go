@@ -238,35 +238,3 @@ func TestCopyFromOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-func TestHistory(t *testing.T) {
-	f := newFakeServer(t)
-	jobs := sampleJobs()
-	jobs[4].Account = "ml"
-	f.add(jobs...)
-	f.add(api.Job{ID: 7, Name: "old", User: "alice", Account: "bio", State: api.StateFailed, ExitCode: intp(2),
-		StartTime: timep(testNow.Add(-72 * time.Hour)), EndTime: timep(testNow.Add(-71 * time.Hour))})
-	tests := []struct {
-		args []string
-		want string
-	}{
-		{nil, "" +
-			"JOBID  NAME  USER   ACCOUNT  STATE      EXIT  ELAPSED  END\n" +
-			"5      done  alice  ml       COMPLETED  0     1:05     2025-03-04 07:01:05\n" +
-			"7      old   alice  bio      FAILED     2     1:00:00  2025-03-01 13:00:00\n"},
-		{[]string{"--since", "1d"}, "" +
-			"JOBID  NAME  USER   ACCOUNT  STATE      EXIT  ELAPSED  END\n" +
-			"5      done  alice  ml       COMPLETED  0     1:05     2025-03-04 07:01:05\n"},
-		{[]string{"--account", "bio", "--since", "2025-02-01"}, "" +
-			"JOBID  NAME  USER   ACCOUNT  STATE   EXIT  ELAPSED  END\n" +
-			"7      old   alice  bio      FAILED  2     1:00:00  2025-03-01 13:00:00\n"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			r := hpcsub(append([]string{"--addr", f.addr, "history"}, tt.args...)...)
-			if r.code != 0 || r.stderr != "" || r.stdout != tt.want {
-				t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, tt.want)
-			}
-		})
-	}
-}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -128,72 +127,6 @@ func copyFrom(w io.Writer, path string, off int64) (int64, error) {
 		return n, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return n, nil
-}
-
-func historyCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:  "history",
-		Usage: "list jobs that have ended",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U`"},
-			&cli.StringFlag{Name: "account", Aliases: []string{"A"}, Usage: "only jobs charged to account `A`"},
-			&cli.StringFlag{Name: "since", Usage: "only jobs that ended after `T`: a duration ago (24h, 7d) or a date (2006-01-02, RFC 3339)"},
-			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
-		},
-		Action: e.history,
-	}
-}
-
-func (e *env) history(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("history", "unexpected argument %q", c.Args().First())
-	}
-	now := e.now()
-	var since time.Time
-	if s := c.String("since"); s != "" {
-		t, err := parseSince(s, now)
-		if err != nil {
-			return usagef("history", "%v", err)
-		}
-		since = t
-	}
-	user, account := c.String("user"), c.String("account")
-	cl, err := e.client(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := e.request()
-	defer cancel()
-	list, err := cl.Jobs(ctx, user, "")
-	if err != nil {
-		return explain(cl, err)
-	}
-	shown := make([]api.Job, 0, len(list))
-	for _, j := range list {
-		switch {
-		case !api.Terminal(j.State):
-		case user != "" && j.User != user:
-		case account != "" && j.Account != account:
-		case !since.IsZero() && (j.EndTime == nil || j.EndTime.Before(since)):
-		default:
-			shown = append(shown, j)
-		}
-	}
-	sort.Slice(shown, func(a, b int) bool { return shown[a].ID < shown[b].ID })
-	if c.Bool("json") {
-		return writeJSON(e.stdout, shown)
-	}
-	tw := newTable(e.stdout)
-	row(tw, "JOBID", "NAME", "USER", "ACCOUNT", "STATE", "EXIT", "ELAPSED", "END")
-	for _, j := range shown {
-		exit := "-"
-		if j.ExitCode != nil {
-			exit = strconv.Itoa(*j.ExitCode)
-		}
-		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), dashIfEmpty(j.Account),
-			string(j.State), exit, formatElapsed(elapsed(j, now)), formatTime(j.EndTime))
-	}
-	return tw.Flush()
 }
 
 // parseSince reads --since: "7d", a Go duration, or a date/time.

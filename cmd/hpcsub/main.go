@@ -73,6 +73,8 @@ func newApp(e *env) *cli.App {
 			jobActionCommand(e, releaseAction),
 			logsCommand(e),
 			historyCommand(e),
+			usageCommand(e),
+			effCommand(e),
 			nodesCommand(e),
 			nodeCommand(e),
 		},
