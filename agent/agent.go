@@ -29,7 +29,8 @@ type Local struct {
 	report func(api.Outcome)
 	log    *slog.Logger
 
-	minors    map[int]int // GPU index -> /dev/nvidiaN minor
+	minors    map[int]int   // GPU index -> /dev/nvidiaN minor
+	gpuMem    map[int]int64 // GPU index -> bytes, for sharing jobs' memory caps
 	allMinors []int
 
 	mu      sync.Mutex
@@ -41,7 +42,9 @@ type Local struct {
 // next agent to adopt.
 func New(ctx context.Context, name string, ex *exec.Executor, gpus []inventory.GPU, report func(api.Outcome), log *slog.Logger) *Local {
 	l := &Local{ctx: ctx, name: name, ex: ex, report: report, log: log, minors: map[int]int{}, handles: map[uint64]*exec.Handle{}}
+	l.gpuMem = map[int]int64{}
 	for _, g := range gpus {
+		l.gpuMem[g.Index] = g.Memory
 		if g.Minor >= 0 {
 			l.minors[g.Index] = g.Minor
 			l.allMinors = append(l.allMinors, g.Minor)
@@ -92,8 +95,9 @@ func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
 		if !ok {
 			minor = -1
 		}
-		s.GPUs = append(s.GPUs, exec.GPUDevice{Index: idx, Minor: minor})
+		s.GPUs = append(s.GPUs, exec.GPUDevice{Index: idx, Minor: minor, Memory: l.gpuMem[idx]})
 	}
+	s.GPUShare = a.GPUShare
 	if a.WarnSignal != "" {
 		sig := unix.SignalNum(a.WarnSignal)
 		if sig == 0 {

@@ -24,6 +24,7 @@ type Assignment struct {
 	CPUs          []int         `json:"cpus"`
 	Memory        int64         `json:"memory"`
 	GPUs          []int         `json:"gpus,omitempty"`
+	GPUShare      float64       `json:"gpu_share,omitempty"` // fraction of each of GPUs, 0: whole GPUs
 	NodeList      []string      `json:"node_list"`
 	ArrayIndex    int           `json:"array_index"` // -1 when not an array task
 	RestartCount  int           `json:"restart_count"`

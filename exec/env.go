@@ -34,6 +34,7 @@ func JobEnv(s Spec) []string {
 	} else {
 		set("NVIDIA_VISIBLE_DEVICES", strings.Join(idx, ","))
 	}
+	add = append(add, gpuShareEnv(s)...)
 	// NVML numbers GPUs in PCI bus order; CUDA must use the same order for
 	// the indices above to name the same devices.
 	set("CUDA_DEVICE_ORDER", "PCI_BUS_ID")

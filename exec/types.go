@@ -52,8 +52,9 @@ type Config struct {
 
 // GPUDevice is one GPU allocated to a job.
 type GPUDevice struct {
-	Index int // NVML index -> CUDA_VISIBLE_DEVICES
-	Minor int // -> /dev/nvidiaN, c 195:N
+	Index  int   // NVML index -> CUDA_VISIBLE_DEVICES
+	Minor  int   // -> /dev/nvidiaN, c 195:N
+	Memory int64 // bytes, 0 when unknown; a sharing job's memory cap is its share of it
 }
 
 // Spec is everything the executor needs to run one job on this node.
@@ -75,7 +76,8 @@ type Spec struct {
 	Memory       int64 // bytes; swap limited to the same value so no swap is used
 	Pids         int64 // 0 = DefaultPids (pids.max counts threads)
 	GPUs         []GPUDevice
-	AllGPUMinors []int // every GPU minor on the node: those not allocated are denied
+	GPUShare     float64 // fraction of each GPU the job shares with others; 0: whole GPUs
+	AllGPUMinors []int   // every GPU minor on the node: those not allocated are denied
 
 	NodeList      []string
 	ArrayIndex    int // -1 = not an array

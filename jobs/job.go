@@ -57,7 +57,7 @@ var resourcesSchema = &hcl.BodySchema{
 }
 
 var gpuSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "model"}, {Name: "memory"}, {Name: "link"}},
+	Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "model"}, {Name: "memory"}, {Name: "link"}, {Name: "share"}},
 }
 
 var taskSchema = &hcl.BodySchema{
@@ -233,6 +233,7 @@ func (d *decoder) resources(b *hcl.Block, r *Resources) {
 	if a := gc.Attributes["count"]; a != nil && r.GPU.Count == 0 && (r.GPU.Model != "" || r.GPU.Memory != 0 || r.GPU.Link != DefaultGPULink) {
 		d.errorf(a.Expr.Range(), "Invalid value for gpu.count", "gpu.count is 0 but model, memory or link are set: ask for at least one GPU or remove the gpu block.")
 	}
+	d.gpuShare(gc, &r.GPU)
 }
 
 func (d *decoder) task(b *hcl.Block, t *Task) {

@@ -34,6 +34,9 @@ type GPU struct {
 	Model  string // "" = any model; matched against the NVML product name
 	Memory int64  // minimum bytes per GPU, 0 = any
 	Link   string // "any" (default) or "nvlink"
+	// Share is a fraction of one GPU (0.01..0.99, steps of 0.01) that
+	// other sharing jobs may use too; 0 asks for whole GPUs.
+	Share float64
 }
 
 // Task is what runs. Exactly one of Command and Script is set; Args go with

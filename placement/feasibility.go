@@ -114,7 +114,7 @@ func (c *cluster) kindOf(j *Job) *kind {
 		return k
 	}
 	k := &kind{classOK: make([]bool, len(c.classes)), compat: make([]uint64, len(c.classes))}
-	model := strings.ToLower(j.PerNode.GPU.Model)
+	models := strings.Split(strings.ToLower(j.PerNode.GPU.Model), "|")
 	for ci := range c.classes {
 		cl := &c.classes[ci]
 		if !hasAll(cl.features, feats) {
@@ -124,7 +124,7 @@ func (c *cluster) kindOf(j *Job) *kind {
 		var m uint64
 		if wantGPU {
 			for p, g := range cl.gpus {
-				if g.Memory >= j.PerNode.GPU.MinMemory && strings.Contains(strings.ToLower(g.Model), model) {
+				if g.Memory >= j.PerNode.GPU.MinMemory && modelMatches(g.Model, models) {
 					m |= 1 << p
 				}
 			}
@@ -137,6 +137,19 @@ func (c *cluster) kindOf(j *Job) *kind {
 	}
 	c.kinds[string(b)] = k
 	return k
+}
+
+// modelMatches reports whether a GPU model name contains one of the
+// lower-case alternatives of a request ("v100|a100"); blanks around an
+// alternative do not count, and an empty request matches every model.
+func modelMatches(model string, alts []string) bool {
+	m := strings.ToLower(model)
+	for _, a := range alts {
+		if strings.Contains(m, strings.TrimSpace(a)) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasAll reports whether sorted have contains every element of sorted want.

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -58,6 +59,37 @@ func TestGPUSharing(t *testing.T) {
 		a := st.Nodes[0]
 		if st.JobID == 4 && (a.GPUs[0] != 1 || a.GPUShare != 0) || st.JobID == 6 && (a.GPUs[0] != 2 || a.GPUShare != 0.5) {
 			t.Errorf("job %d got %+v", st.JobID, a)
+		}
+	}
+}
+
+func TestGPUModelAlternatives(t *testing.T) {
+	nodes := []Node{
+		{Name: "a", CPUs: 8, Memory: 1 << 30, GPUs: []GPU{{ID: 0, Model: "NVIDIA A100-SXM4-40GB"}}},
+		{Name: "h", CPUs: 8, Memory: 1 << 30, GPUs: []GPU{{ID: 0, Model: "NVIDIA H100 80GB HBM3"}}},
+		{Name: "l", CPUs: 8, Memory: 1 << 30, GPUs: []GPU{{ID: 0, Model: "NVIDIA L40S"}}},
+	}
+	for _, c := range []struct {
+		model string
+		want  []string
+	}{
+		{"V100|A100", []string{"a"}},
+		{"h100 | l40s", []string{"h", "l"}},
+		{"", []string{"a", "h", "l"}},
+		{"V100|P100", nil},
+	} {
+		var pend []Job
+		for i := range 3 {
+			pend = append(pend, Job{ID: uint64(i + 1), Submit: t0, Walltime: time.Hour, PerNode: Request{CPUs: 1, GPU: GPURequest{Count: 1, Model: c.model}}})
+		}
+		d := Plan(Snapshot{Nodes: nodes, Pending: pend}, t0, Policy{Depth: DepthEASY})
+		var got []string
+		for _, st := range d.Starts {
+			got = append(got, st.Nodes[0].Node)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("model %q: started on %v, want %v", c.model, got, c.want)
 		}
 	}
 }

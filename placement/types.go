@@ -62,7 +62,7 @@ type Running struct {
 // GPURequest is what a job asks of the GPUs on each of its nodes.
 type GPURequest struct {
 	Count     int
-	Model     string // substring of GPU.Model, case-insensitive; "" for any
+	Model     string // substring of GPU.Model, case-insensitive, or alternatives "V100|A100"; "" for any
 	MinMemory int64  // bytes per GPU
 	NVLink    bool   // every pair of the chosen GPUs must be LinkNVLink
 	// Share asks for a fraction of one GPU (0.01 steps, in (0,1)) that

@@ -28,6 +28,7 @@ type job struct {
 	GPUModel  string        `json:"gpu_model,omitempty"`
 	GPUMemory int64         `json:"gpu_memory,omitempty"`
 	GPUNVLink bool          `json:"gpu_nvlink,omitempty"`
+	GPUShare  float64       `json:"gpu_share,omitempty"` // fraction of one GPU, 0: whole GPUs
 	Features  []string      `json:"features,omitempty"`
 	Walltime  time.Duration `json:"walltime"`
 	Requeue   bool          `json:"requeue,omitempty"`
@@ -122,6 +123,7 @@ func (j *job) placementJob() placement.Job {
 				Model:     j.GPUModel,
 				MinMemory: j.GPUMemory,
 				NVLink:    j.GPUNVLink,
+				Share:     j.GPUShare,
 			},
 		},
 		Walltime: j.Walltime,
@@ -214,6 +216,7 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		CPUs:          a.CPUs,
 		Memory:        a.Memory,
 		GPUs:          a.GPUs,
+		GPUShare:      a.GPUShare,
 		NodeList:      j.nodeNames(),
 		ArrayIndex:    j.ArrayIndex,
 		RestartCount:  j.Restarts,

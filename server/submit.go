@@ -205,7 +205,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		Account: account, Priority: spec.Priority,
 		Nodes: spec.Nodes, CPUs: spec.Resources.CPUs, Memory: spec.Resources.Memory,
 		GPUCount: spec.Resources.GPU.Count, GPUModel: spec.Resources.GPU.Model,
-		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink",
+		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink", GPUShare: spec.Resources.GPU.Share,
 		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
 		Script: spec.Task.Script, Workdir: workdir, ArrayIndex: -1,
 		Umask: 0o022,
