@@ -64,3 +64,53 @@ type UsageReport struct {
 	Until time.Time  `json:"until"`
 	Rows  []UsageRow `json:"rows"`
 }
+
+// PriorityFactors is how a pending job's effective priority comes about
+// (as sprio shows it): each factor in [0,1], and the weighted total the
+// queue is ordered by.
+type PriorityFactors struct {
+	Priority  float64 `json:"priority"`
+	Age       float64 `json:"age"`
+	FairShare float64 `json:"fair_share"`
+	Total     float64 `json:"total"`
+}
+
+// JobPriority is one pending job's line of GET /v1/priority.
+type JobPriority struct {
+	ID       uint64          `json:"id"`
+	User     string          `json:"user"`
+	Account  string          `json:"account"`
+	Priority int             `json:"priority"` // as submitted, 0..1000
+	Factors  PriorityFactors `json:"factors"`
+}
+
+// AccountShare is an account's fair-share standing (as sshare shows it).
+type AccountShare struct {
+	Account string `json:"account"`
+	// Shares is the account's configured shares; NormShares its
+	// fraction of all shares.
+	Shares     float64 `json:"shares"`
+	NormShares float64 `json:"norm_shares"`
+	// Usage is allocated CPU-seconds decayed with the half-life, running
+	// jobs included; NormUsage its fraction of all accounts' usage.
+	Usage     float64 `json:"usage"`
+	NormUsage float64 `json:"norm_usage"`
+	FairShare float64 `json:"fair_share"` // 2^(-NormUsage/NormShares)
+}
+
+// PriorityWeights are the server's multifactor weights.
+type PriorityWeights struct {
+	Priority  float64 `json:"priority"`
+	Age       float64 `json:"age"`
+	FairShare float64 `json:"fair_share"`
+	AgeMax    string  `json:"age_max"`
+	HalfLife  string  `json:"half_life"` // of fair-share usage
+}
+
+// PriorityReport answers GET /v1/priority: pending jobs in the order the
+// placer considers them (highest effective priority first).
+type PriorityReport struct {
+	Weights  PriorityWeights `json:"weights"`
+	Jobs     []JobPriority   `json:"jobs"`
+	Accounts []AccountShare  `json:"accounts"`
+}

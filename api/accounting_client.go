@@ -82,3 +82,15 @@ func (c *Client) Usage(ctx context.Context, by string, since, until time.Time) (
 	err := c.do(ctx, http.MethodGet, RouteUsage, v, nil, &r)
 	return r, err
 }
+
+// Priority returns the priority factors of pending jobs; id 0 means all
+// the caller may see.
+func (c *Client) Priority(ctx context.Context, id uint64) (PriorityReport, error) {
+	v := url.Values{}
+	if id != 0 {
+		v.Set("id", strconv.FormatUint(id, 10))
+	}
+	var r PriorityReport
+	err := c.do(ctx, http.MethodGet, RoutePriority, v, nil, &r)
+	return r, err
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 )
@@ -134,4 +135,53 @@ func TestAccounting(t *testing.T) {
 	if j := c.show(badID); j.State != api.StateFailed || len(j.Runs) != 1 || j.Runs[0].ExitCode == nil || *j.Runs[0].ExitCode != 3 {
 		t.Errorf("show of an archived job after restart: %+v", j)
 	}
+}
+
+// `hpcsub priority` on a real `hpcd dev`: the account whose job holds the
+// node has used the cluster, so the other account's job comes first.
+func TestPriority(t *testing.T) {
+	c := startCluster(t, "--shares", "heavy=1,light=1", "--fairshare-half-life", "1h")
+	cpus := c.nodes()[0].CPUs
+	big := c.writeJob("big.hcl", fmt.Sprintf(`job "big" {
+  account  = "heavy"
+  walltime = "5m"
+  resources { cpus = %d }
+  task {
+    command = "sleep"
+    args    = ["60"]
+  }
+}`, cpus))
+	bigID := c.submit(big)
+	c.waitState(bigID, 30*time.Second, api.StateRunning)
+	heavy := c.submit(c.writeJob("heavy.hcl", `job "h" {
+  account  = "heavy"
+  walltime = "1m"
+  task { script = "true" }
+}`))
+	light := c.submit(c.writeJob("light.hcl", `job "l" {
+  account  = "light"
+  walltime = "1m"
+  task { script = "true" }
+}`))
+	time.Sleep(1100 * time.Millisecond) // the running job's usage grows past zero
+	out, errOut, code := c.hpcsub("priority", "--json")
+	if code != 0 {
+		t.Fatalf("priority: exit %d: %s", code, errOut)
+	}
+	var rep api.PriorityReport
+	mustJSON(t, out, &rep)
+	if len(rep.Jobs) != 2 || rep.Jobs[0].ID != light || rep.Jobs[1].ID != heavy {
+		t.Fatalf("priority order %+v: want light's job %d first", rep.Jobs, light)
+	}
+	if f := rep.Jobs[1].Factors.FairShare; f >= 1 || rep.Jobs[0].Factors.FairShare != 1 {
+		t.Errorf("fair-share factors %+v", rep.Jobs)
+	}
+	out, _, _ = c.hpcsub("priority", fmt.Sprint(heavy))
+	if !strings.Contains(out, "FAIRSHARE") || !strings.Contains(out, "heavy") || strings.Contains(out, fmt.Sprintf("\n%d ", light)) {
+		t.Errorf("priority of one job:\n%s", out)
+	}
+	if _, errOut, code := c.hpcsub("priority", fmt.Sprint(bigID)); code != 1 || !strings.Contains(errOut, "RUNNING") {
+		t.Errorf("priority of a running job: exit %d, %q", code, errOut)
+	}
+	c.hpcsub("cancel", fmt.Sprint(bigID))
 }

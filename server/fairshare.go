@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/store"
 )
 
@@ -165,4 +166,25 @@ func sortedShares(m map[string]accountShare) []accountShare {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
 	return out
+}
+
+// setFairShareLocked gives each pending job its account's fair-share
+// factor, which the placer weighs into the job's effective priority;
+// s.mu held.
+func (s *Server) setFairShareLocked(pending []placement.Job, now time.Time) {
+	if len(pending) == 0 || s.cfg.Policy.Weights.FairShare == 0 {
+		return
+	}
+	accounts := make([]string, 0, len(pending))
+	for _, p := range pending {
+		if j := s.jobs[p.ID]; j != nil {
+			accounts = append(accounts, j.Account)
+		}
+	}
+	shares := s.fairShareLocked(now, accounts)
+	for i := range pending {
+		if j := s.jobs[pending[i].ID]; j != nil {
+			pending[i].FairShare = shares[j.Account].FairShare
+		}
+	}
 }

@@ -73,13 +73,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.RouteNodeResume, s.handleResume)
 	mux.HandleFunc("GET "+api.RouteHistory, s.handleHistory)
 	mux.HandleFunc("GET "+api.RouteUsage, s.handleUsage)
+	mux.HandleFunc("GET "+api.RoutePriority, s.handlePriority)
 	// A known path with another method is a 405 naming the allowed ones,
 	// not a 404.
 	for path, allow := range map[string]string{
 		api.RouteHealth: "GET", api.RouteJobs: "GET, POST", api.RouteJob: "GET", api.RouteJobWait: "GET",
 		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST", api.RouteJobRequeue: "POST",
 		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
-		api.RouteHistory: "GET", api.RouteUsage: "GET",
+		api.RouteHistory: "GET", api.RouteUsage: "GET", api.RoutePriority: "GET",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -56,6 +56,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 	s.mu.Lock()
 	snap := s.snapshotLocked()
+	s.setFairShareLocked(snap.Pending, now)
 	s.mu.Unlock()
 	if len(snap.Pending) == 0 {
 		return

@@ -33,7 +33,7 @@ func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
 		Usage: "run a one-machine cluster: server and agent in one process, embedded defaults",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: api.DefaultDataDir(), Usage: "where the store and job state live"},
 			&cli.StringFlag{Name: "listen", Value: api.DefaultSocketPath(), Usage: "Unix socket to serve the API on (path or unix:///path)"},
 			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
@@ -42,17 +42,22 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
-		},
+		}, accountingFlags()...),
 		Action: func(c *cli.Context) error {
+			acct, err := readAccountingFlags(c)
+			if err != nil {
+				return err
+			}
 			return runDev(c.Context, devOptions{
-				dataDir:   c.String("data-dir"),
-				listen:    c.String("listen"),
-				policy:    placement.Backfill(c.String("policy")),
-				walltime:  c.Duration("default-walltime"),
-				isolation: c.String("isolation"),
-				nodeName:  c.String("node-name"),
-				logLevel:  c.String("log-level"),
-				cpuprof:   c.String("cpuprofile"),
+				accounting: acct,
+				dataDir:    c.String("data-dir"),
+				listen:     c.String("listen"),
+				policy:     placement.Backfill(c.String("policy")),
+				walltime:   c.Duration("default-walltime"),
+				isolation:  c.String("isolation"),
+				nodeName:   c.String("node-name"),
+				logLevel:   c.String("log-level"),
+				cpuprof:    c.String("cpuprofile"),
 			})
 		},
 	}
@@ -62,6 +67,7 @@ type devOptions struct {
 	dataDir, listen, isolation, nodeName, logLevel, cpuprof string
 	policy                                                  placement.Backfill
 	walltime                                                time.Duration
+	accounting                                              accountingOptions
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -152,10 +158,12 @@ func runDev(parent context.Context, o devOptions) error {
 	admins := []uint32{uint32(os.Getuid())}
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
-		Policy:          placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
-		DefaultWalltime: o.walltime,
-		AllowRoot:       true,
-		AdminUIDs:       admins,
+		Policy:           placement.Policy{Depth: depth, Weights: o.accounting.weights},
+		ArchiveRetention: o.accounting.retention,
+		FairShare:        o.accounting.fairShare,
+		DefaultWalltime:  o.walltime,
+		AllowRoot:        true,
+		AdminUIDs:        admins,
 	}, st, log)
 	if err != nil {
 		return err

@@ -75,6 +75,7 @@ func newApp(e *env) *cli.App {
 			historyCommand(e),
 			usageCommand(e),
 			effCommand(e),
+			priorityCommand(e),
 			nodesCommand(e),
 			nodeCommand(e),
 		},
