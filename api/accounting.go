@@ -21,6 +21,16 @@ type Run struct {
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Signal   string    `json:"signal,omitempty"`
 	Usage    Usage     `json:"usage"`
+
+	// Checkpoint-restart: Stop is why the system stopped the run
+	// ("walltime", "preemption", "drain", "requeue", "node-fail"; empty
+	// when it ended on its own); Checkpoints counts the checkpoints asked
+	// of it, the last at LastCheckpoint; CheckpointError is the last
+	// checkpoint that failed (a CRIU dump), in words.
+	Stop            string     `json:"stop,omitempty"`
+	Checkpoints     int        `json:"checkpoints,omitempty"`
+	LastCheckpoint  *time.Time `json:"last_checkpoint,omitempty"`
+	CheckpointError string     `json:"checkpoint_error,omitempty"`
 }
 
 // TotalUsage sums the usage of runs: elapsed, CPU and GPU time add up,

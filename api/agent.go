@@ -75,4 +75,7 @@ type NodeRegistration struct {
 	Isolation string             `json:"isolation"`
 	// Virtual marks a node of `hpcd agent --virtual` (a test and scale tool).
 	Virtual bool `json:"virtual,omitempty"`
+	// CRIU is the version of the CRIU the agent found and checked at
+	// start ("" when none works): the node then takes criu jobs.
+	CRIU string `json:"criu,omitempty"`
 }

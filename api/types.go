@@ -156,6 +156,10 @@ type Node struct {
 	LastContact time.Time `json:"last_contact"`
 	// AgentVersion is the hpcd version of the node's agent.
 	AgentVersion string `json:"agent_version,omitempty"`
+
+	// Checkpoint lists the checkpoint modes the node takes: "signal"
+	// everywhere, "criu" where a CRIU >= 4.1 was found at agent start.
+	Checkpoint []string `json:"checkpoint,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

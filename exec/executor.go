@@ -101,6 +101,9 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 	if os.Geteuid() != 0 && (s.UID != uint32(os.Geteuid()) || s.GID != uint32(os.Getegid())) {
 		return nil, fmt.Errorf("job %d: %w: the agent is not root and cannot run jobs as uid %d", s.JobID, ErrInvalidSpec, s.UID)
 	}
+	if err := prepareCheckpointDir(s); err != nil {
+		return nil, err
+	}
 	dir := e.jobDir(s.JobID)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {

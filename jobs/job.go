@@ -28,7 +28,7 @@ const (
 	maxPathLen     = 4096
 	maxScriptLen   = 1 << 20
 	maxModelLen    = 128
-	minInterval    = time.Minute
+	minInterval    = time.Second
 	minWalltime    = time.Second
 	maxJobNameLen  = 128
 	maxLabelLength = 64
@@ -45,6 +45,7 @@ var jobSchema = &hcl.BodySchema{
 		{Name: "account"}, {Name: "priority"}, {Name: "walltime"}, {Name: "nodes"},
 		{Name: "features"}, {Name: "requeue"}, {Name: "output"}, {Name: "error"},
 		{Name: "depends_on"},
+		{Name: "preemptible"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "resources"}, {Type: "task"}, {Type: "checkpoint"}, {Type: "array"},
@@ -70,6 +71,7 @@ var taskSchema = &hcl.BodySchema{
 var checkpointSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "mode"}, {Name: "signal"}, {Name: "warn"}, {Name: "interval"}, {Name: "max_restarts"},
+		{Name: "retry_on_exit"}, {Name: "on_failure"},
 	},
 }
 
@@ -124,6 +126,9 @@ func decodeJob(block *hcl.Block, ctx *hcl.EvalContext, filename string, opt Opti
 	}
 	if a := attrs["requeue"]; a != nil {
 		spec.Requeue, _ = d.boolean(a, "requeue")
+	}
+	if a := attrs["preemptible"]; a != nil {
+		spec.Preemptible, _ = d.boolean(a, "preemptible")
 	}
 	if a := attrs["output"]; a != nil {
 		spec.Output = d.pattern(a, "output", spec.Output)
@@ -361,7 +366,7 @@ func (d *decoder) checkpoint(b *hcl.Block, walltime time.Duration, hasWalltime b
 	if a := attrs["interval"]; a != nil {
 		if iv, ok := d.duration(a, "checkpoint.interval", 0, maxDuration); ok {
 			if iv != 0 && iv < minInterval {
-				d.errorf(a.Expr.Range(), "Invalid value for checkpoint.interval", `checkpoint.interval must be "0" (no periodic checkpoints) or at least 1m; got %s.`, iv)
+				d.errorf(a.Expr.Range(), "Invalid value for checkpoint.interval", `checkpoint.interval must be "0" (no periodic checkpoints) or at least 1s; got %s.`, iv)
 			}
 			ck.Interval = iv
 		}
@@ -369,6 +374,17 @@ func (d *decoder) checkpoint(b *hcl.Block, walltime time.Duration, hasWalltime b
 	if a := attrs["max_restarts"]; a != nil {
 		if n, ok := d.integer(a, "checkpoint.max_restarts", 0, maxRestarts); ok {
 			ck.MaxRestarts = n
+		}
+	}
+	if a := attrs["retry_on_exit"]; a != nil {
+		ck.RetryOnExit = d.retryOnExit(a)
+	}
+	if ck.Mode == "criu" {
+		ck.OnFailure = "requeue"
+	}
+	if a := attrs["on_failure"]; a != nil {
+		if f := d.onFailure(a); f != "" {
+			ck.OnFailure = f
 		}
 	}
 	return ck

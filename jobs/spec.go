@@ -19,6 +19,10 @@ type Spec struct {
 	Checkpoint *Checkpoint // nil if no block
 	Array      *Array      // nil if no block
 	DependsOn  []Dependency
+
+	// Preemptible: a pending job of higher priority may take this job's
+	// resources; it is warned, checkpointed and requeued, never just killed.
+	Preemptible bool
 }
 
 // Resources is what the job needs on each of its nodes.
@@ -58,6 +62,8 @@ type Checkpoint struct {
 	Warn        time.Duration // how long before walltime/preemption/drain to signal; default 5m (at most half the walltime)
 	Interval    time.Duration // periodic checkpoints, 0 = none
 	MaxRestarts int           // default 3
+	RetryOnExit []int         // exit codes that restart the job like exit 85
+	OnFailure   string        // criu mode: "requeue" (default) or "kill" when a dump fails
 }
 
 // Array makes the job an array of Count tasks, indices 0..Count-1 (or

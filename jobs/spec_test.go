@@ -50,7 +50,11 @@ func TestBlockDefaults(t *testing.T) {
 			want(t, "warn", s.Checkpoint.Warn, 2*time.Minute)
 		}},
 		{"criu has no default signal", "checkpoint {\n mode = \"criu\"\n max_restarts = 0\n }", func(t *testing.T, s *Spec) {
-			want(t, "checkpoint", *s.Checkpoint, Checkpoint{Mode: "criu", Warn: 5 * time.Minute})
+			want(t, "checkpoint", *s.Checkpoint, Checkpoint{Mode: "criu", Warn: 5 * time.Minute, OnFailure: "requeue"})
+		}},
+		{"restart attributes", "preemptible = true\n checkpoint {\n retry_on_exit = [75, 75, 3]\n mode = \"criu\"\n on_failure = \"kill\"\n }", func(t *testing.T, s *Spec) {
+			want(t, "preemptible", s.Preemptible, true)
+			want(t, "checkpoint", *s.Checkpoint, Checkpoint{Mode: "criu", Warn: 5 * time.Minute, MaxRestarts: 3, RetryOnExit: []int{75, 3}, OnFailure: "kill"})
 		}},
 		{"signal normalised", "checkpoint {\n signal = \"usr2\"\n interval = \"0\"\n }", func(t *testing.T, s *Spec) {
 			want(t, "signal", s.Checkpoint.Signal, "SIGUSR2")

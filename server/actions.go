@@ -46,7 +46,7 @@ func (s *Server) CancelJob(ctx context.Context, c Caller, id uint64) (api.Job, e
 		switch {
 		case api.Terminal(j.State):
 			return badState("job %d already ended (%s)", id, j.State)
-		case j.State == api.StateRunning:
+		case active(j.State):
 			j.CancelRequested = true
 			agents = s.agentsOfLocked(j)
 		default:

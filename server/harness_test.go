@@ -36,6 +36,8 @@ type fakeAgent struct {
 	// onCancel, when set, runs (outside the server's lock) after a Cancel
 	// is recorded: tests use it to report the kill's outcome.
 	onCancel func(id uint64)
+	// ckpts records checkpoint requests (checkpoint_test.go).
+	ckpts []ckptCall
 }
 
 func (f *fakeAgent) Launch(_ context.Context, a api.Assignment) error {

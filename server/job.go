@@ -77,6 +77,23 @@ type job struct {
 	// Runs is the accounting record of every run that ended (accounting.go).
 	Runs []api.Run `json:"runs,omitempty"`
 
+	// Checkpoint-restart (package checkpoint has the rule). StopCause is
+	// why the system is stopping the current run (walltime warning, drain,
+	// preemption): whatever its exit, the run is then requeued while
+	// restarts remain. StopDeadline ends a warned job's grace. The
+	// checkpoints of the current run are counted until it ends (then they
+	// go into its api.Run).
+	CheckpointMode     string        `json:"checkpoint_mode,omitempty"`
+	CheckpointInterval time.Duration `json:"checkpoint_interval,omitempty"`
+	RetryOnExit        []int         `json:"retry_on_exit,omitempty"`
+	OnFailure          string        `json:"on_failure,omitempty"`
+	Preemptible        bool          `json:"preemptible,omitempty"`
+	StopCause          string        `json:"stop_cause,omitempty"`
+	StopDeadline       *time.Time    `json:"stop_deadline,omitempty"`
+	Checkpoints        int           `json:"checkpoints,omitempty"`
+	LastCheckpoint     *time.Time    `json:"last_checkpoint,omitempty"`
+	CheckpointError    string        `json:"checkpoint_error,omitempty"`
+
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`
 	// archived, on a stand-in for a job that left the live set, is the
@@ -221,8 +238,6 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		ArrayIndex:    j.ArrayIndex,
 		RestartCount:  j.Restarts,
 		Walltime:      j.Walltime,
-		WarnSignal:    j.WarnSignal,
-		WarnBefore:    j.WarnBefore,
 		Umask:         j.Umask,
 		CheckpointDir: j.CheckpointDir,
 		Requeue:       j.Requeue,

@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/checkpoint"
 	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/resources"
 )
@@ -72,7 +74,7 @@ func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 	s.agents[reg.Name] = a
 	var running, cancels []uint64
 	for id, j := range s.jobs {
-		if j.State == api.StateRunning && j.onNode(reg.Name) {
+		if active(j.State) && j.onNode(reg.Name) {
 			running = append(running, id)
 			if j.CancelRequested {
 				cancels = append(cancels, id)
@@ -102,23 +104,26 @@ func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 	return nil
 }
 
-// endLost ends a job whose processes are gone without an outcome: it is
-// requeued when the job allows it and restarts remain, else NODE_FAIL.
+// endLost ends a job whose processes are gone without an outcome: the
+// restart rule requeues it when the job may restart and restarts remain,
+// else it is NODE_FAIL.
 func (s *Server) endLost(id uint64, reason string, now time.Time) {
 	_, err := s.updateJob(id, func(j *job) error {
-		switch {
-		case api.Terminal(j.State):
+		if api.Terminal(j.State) {
 			return skipJob
 		}
 		run := j.lostRun(now)
-		switch {
-		case j.CancelRequested:
+		if j.CancelRequested {
 			j.to(api.StateCancelled, "cancelled by user; "+reason, now)
-		case j.Requeue && j.Restarts < j.maxRestarts():
-			j.History = append(j.History, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
-			j.requeue(reason, now, true)
-		default:
-			j.to(api.StateNodeFail, reason, now)
+			j.endRun(run, run.Start.IsZero())
+			return nil
+		}
+		j.StopCause = string(checkpoint.CauseNodeFail)
+		n := len(j.History)
+		j.finishRun(api.Outcome{State: api.StateNodeFail, Reason: reason, End: now}, &run)
+		if j.State == api.StatePending {
+			// Requeued: the history says the node failed, then REQUEUED.
+			j.History = slices.Insert(j.History, n, api.Transition{Time: now, State: api.StateNodeFail, Reason: reason})
 		}
 		j.endRun(run, run.Start.IsZero())
 		return nil
@@ -137,15 +142,6 @@ func (j *job) onNode(name string) bool {
 	return false
 }
 
-// maxRestarts is the job's restart budget: its checkpoint policy's, or a
-// small default for requeue-only jobs so a crashing node can't loop forever.
-func (j *job) maxRestarts() int {
-	if j.MaxRestarts > 0 {
-		return j.MaxRestarts
-	}
-	return 3
-}
-
 // requeue moves a job that the system stopped back to PENDING through
 // REQUEUED, both transitions stored. A run that started counts against the
 // job's restarts; one cut short before any of its code ran does not.
@@ -158,6 +154,9 @@ func (j *job) requeue(reason string, now time.Time, started bool) {
 	}
 	j.Alloc = nil
 	j.Parts = nil
+	j.RequeueRequested = false
+	j.StopCause, j.StopDeadline = "", nil
+	j.Checkpoints, j.LastCheckpoint, j.CheckpointError = 0, nil, ""
 	j.Start = nil
 	j.End = nil
 	j.ExitCode = nil
@@ -221,7 +220,7 @@ func (s *Server) apiNodes() []api.Node {
 	}
 	used := map[string]*use{}
 	for _, j := range s.jobs {
-		if j.State != api.StateRunning {
+		if !active(j.State) {
 			continue
 		}
 		for _, a := range j.Alloc {
@@ -312,38 +311,19 @@ func (s *Server) setDrain(name string, drain bool, reason string, requeue bool) 
 	return nil
 }
 
-// requeueNode asks the node's agent to stop the jobs that may be requeued.
+// requeueNode stops the node's jobs that may be restarted: checkpointing
+// jobs are warned first and stopped when their warn time is over, the
+// others at once; either way they are requeued (stopJobs).
 func (s *Server) requeueNode(name string) error {
 	s.mu.Lock()
-	a := s.agents[name]
 	var ids []uint64
 	for id, j := range s.jobs {
-		if j.State == api.StateRunning && j.onNode(name) && j.Requeue {
+		if active(j.State) && j.onNode(name) && j.policy().Restartable() {
 			ids = append(ids, id)
 		}
 	}
 	s.mu.Unlock()
-	// Durable first, as with a user's cancel: after a crash the stop is
-	// still a requeue, not a cancellation.
-	changed, err := s.updateJobs(ids, func(j *job) error {
-		if j.State != api.StateRunning || !j.onNode(name) || !j.Requeue {
-			return skipJob
-		}
-		j.RequeueRequested = true
-		return nil
-	})
-	if err != nil {
-		s.log.Error("persist drain requeue", "node", name, "err", err)
-		return err
-	}
-	for _, j := range changed {
-		if a != nil {
-			if err := a.Cancel(j.ID, "node drained with requeue"); err != nil {
-				s.log.Warn("stop job for drain", "job", j.ID, "err", err)
-			}
-		}
-	}
-	return nil
+	return s.stopJobs(ids, checkpoint.CauseDrain, time.Now())
 }
 
 // EndJobsOnNodesWithoutAgent ends the RUNNING jobs of every node that has
@@ -354,7 +334,7 @@ func (s *Server) EndJobsOnNodesWithoutAgent(reason string) {
 	s.mu.Lock()
 	var ids []uint64
 	for id, j := range s.jobs {
-		if j.State != api.StateRunning {
+		if !active(j.State) {
 			continue
 		}
 		for _, a := range j.Alloc {

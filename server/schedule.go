@@ -21,7 +21,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 		if j.State == api.StatePending && !j.CancelRequested && !s.releasing[j.ID] {
 			pending = append(pending, j)
 		}
-		if j.State == api.StateRunning {
+		if active(j.State) {
 			start := j.Submit
 			if j.Start != nil {
 				start = *j.Start
@@ -233,12 +233,9 @@ func (s *Server) Report(o api.Outcome) {
 
 // applyOutcome records the job's final outcome o on j (a copy being
 // changed): its end state, or back to the queue when the system stopped
-// it, it never started, or it asked to run again (exit 85).
+// it, it never started, or it asked to run again (exit 85, retry_on_exit):
+// checkpoint.Decide is the rule.
 func (s *Server) applyOutcome(j *job, o api.Outcome) {
-	state, reason := o.State, o.Reason
-	if j.CancelRequested && state != api.StateCompleted {
-		state, reason = api.StateCancelled, "cancelled by user"
-	}
 	u := o.Usage
 	u.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * u.ElapsedSeconds
 	j.Usage = &u
@@ -246,19 +243,8 @@ func (s *Server) applyOutcome(j *job, o api.Outcome) {
 	code := o.ExitCode
 	j.ExitCode = &code
 	j.Signal = o.Signal
-	restartable := j.Restarts < j.maxRestarts()
-	switch {
-	case o.NeverStarted && !j.CancelRequested:
-		// Nothing of it ran: back to the queue, without using a restart.
-		j.requeue("never started: "+reason, o.End, false)
-	case j.RequeueRequested && !j.CancelRequested && restartable && state != api.StateCompleted:
-		j.requeue("stopped by the system to be requeued ("+reason+")", o.End, true)
-		j.RequeueRequested = false
-	case o.ExitCode == 85 && j.MaxRestarts > 0 && restartable && state == api.StateFailed:
-		j.requeue("exit code 85: checkpoint saved, run again", o.End, true)
-	default:
-		j.to(state, reason, o.End)
-	}
+	// The restart rule (package checkpoint) decides: requeued, or ended.
+	j.finishRun(o, &run)
 	j.endRun(run, o.NeverStarted)
 }
 

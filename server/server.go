@@ -47,6 +47,10 @@ type Config struct {
 	// archive; 0 keeps them forever.
 	ArchiveRetention time.Duration
 	FairShare        FairShare
+	// CheckpointRoot holds one checkpoint directory per job, kept across its
+	// restarts: shared storage that every node mounts at the same path.
+	// Empty: <workdir>/.hpc-checkpoint/<id>, beside the job's own files.
+	CheckpointRoot string
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -209,6 +213,7 @@ func (s *Server) Run(ctx context.Context) {
 		now := time.Now()
 		s.scheduleOnce(ctx, now)
 		s.archiveEnded(now)
+		s.checkpointPass(now)
 	}
 }
 

@@ -127,7 +127,7 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	now := time.Now()
 	created := make([]*job, 0, n)
 	ids, err := s.store.CreateJobs(n, func(id uint64, i int) ([]byte, error) {
-		j := tmpl.instance(id, i, spec, now)
+		j := tmpl.instance(id, i, spec, now, s.cfg.CheckpointRoot)
 		if len(created) > i {
 			created = created[:i] // the batch retried this transaction
 		}
@@ -219,7 +219,10 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 	}
 	if c := spec.Checkpoint; c != nil {
 		j.MaxRestarts, j.WarnSignal, j.WarnBefore = c.MaxRestarts, c.Signal, c.Warn
+		j.CheckpointMode, j.CheckpointInterval = c.Mode, c.Interval
+		j.RetryOnExit, j.OnFailure = c.RetryOnExit, c.OnFailure
 	}
+	j.Preemptible = spec.Preemptible
 	if spec.Array != nil {
 		j.ArrayMaxRunning = spec.Array.MaxRunning
 	}
@@ -227,7 +230,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 }
 
 // instance is the template made into job id, task i of its submit.
-func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
+func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time, ckptRoot string) *job {
 	j := *t
 	j.ID = id
 	if spec.Array != nil {
@@ -238,6 +241,9 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time) *job {
 		// Beside the job's other files (the shared filesystem of the
 		// submit directory), so it is there on any node after a requeue.
 		j.CheckpointDir = filepath.Join(j.Workdir, ".hpc-checkpoint", strconv.FormatUint(id, 10))
+		if ckptRoot != "" {
+			j.CheckpointDir = filepath.Join(ckptRoot, strconv.FormatUint(id, 10))
+		}
 	}
 	j.Output = resolveOutput(spec.Output, &j)
 	j.Error = j.Output // stderr joins stdout unless error is set, as sbatch does

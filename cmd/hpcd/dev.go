@@ -40,6 +40,7 @@ func devCommand() *cli.Command {
 			&cli.DurationFlag{Name: "default-walltime", Value: time.Hour, Usage: "walltime of jobs whose file gives none"},
 			&cli.StringFlag{Name: "isolation", Value: "auto", Usage: "auto (cgroups when possible) or none (rlimits only)"},
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
+			&cli.StringFlag{Name: "checkpoint-root", Usage: "where jobs keep their checkpoints, one directory per job (default: <data-dir>/checkpoints)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 		}, accountingFlags()...),
@@ -56,6 +57,7 @@ func devCommand() *cli.Command {
 				walltime:   c.Duration("default-walltime"),
 				isolation:  c.String("isolation"),
 				nodeName:   c.String("node-name"),
+				ckptRoot:   c.String("checkpoint-root"),
 				logLevel:   c.String("log-level"),
 				cpuprof:    c.String("cpuprofile"),
 			})
@@ -65,6 +67,7 @@ func devCommand() *cli.Command {
 
 type devOptions struct {
 	dataDir, listen, isolation, nodeName, logLevel, cpuprof string
+	ckptRoot                                                string
 	policy                                                  placement.Backfill
 	walltime                                                time.Duration
 	accounting                                              accountingOptions
@@ -155,6 +158,10 @@ func runDev(parent context.Context, o devOptions) error {
 		return fmt.Errorf("set up the executor: %w", err)
 	}
 
+	ckptRoot, err := checkpointRoot(o.ckptRoot, o.dataDir)
+	if err != nil {
+		return err
+	}
 	admins := []uint32{uint32(os.Getuid())}
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
@@ -164,6 +171,7 @@ func runDev(parent context.Context, o devOptions) error {
 		DefaultWalltime:  o.walltime,
 		AllowRoot:        true,
 		AdminUIDs:        admins,
+		CheckpointRoot:   ckptRoot,
 	}, st, log)
 	if err != nil {
 		return err
@@ -305,4 +313,27 @@ func listenUnix(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("open socket %s to local users: %w", path, err)
 	}
 	return ln, nil
+}
+
+// checkpointRoot makes the directory that holds the jobs' checkpoint
+// directories: root's, 0711, so that each job's own directory (made by the
+// executor, owned by the job's user, 0700) can be reached but not listed.
+func checkpointRoot(flag, dataDir string) (string, error) {
+	root := flag
+	if root == "" {
+		root = filepath.Join(dataDir, "checkpoints")
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("--checkpoint-root: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return "", fmt.Errorf("create the checkpoint root: %w", err)
+	}
+	if flag == "" {
+		if err := os.Chmod(root, 0o711); err != nil { // past the umask
+			return "", fmt.Errorf("checkpoint root: %w", err)
+		}
+	}
+	return root, nil
 }

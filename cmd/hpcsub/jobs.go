@@ -208,6 +208,7 @@ func (e *env) printJob(j api.Job) error {
 			row(tw, "", line)
 		}
 	}
+	printRuns(tw, j)
 	return tw.Flush()
 }
 

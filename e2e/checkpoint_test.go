@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+)
+
+// counterJob counts to n, one step every 0.2 s, and keeps its count in
+// HPC_CHECKPOINT_DIR: it resumes from the saved count, saves on SIGUSR1
+// and exits 0 (the way docs/checkpointing.md tells users to write jobs).
+// Every step is also appended to steps: a step done twice is work lost.
+func counterJob(name string, n int, extra string) string {
+	return fmt.Sprintf(`job %q {
+%s
+  task {
+    script = <<-EOT
+      dir="$HPC_CHECKPOINT_DIR"
+      n=0
+      [ -f "$dir/count" ] && n=$(cat "$dir/count")
+      echo "run $HPC_RESTART_COUNT starts at $n" >> "$dir/log"
+      save() {
+        echo "$n" > "$dir/count.tmp" && mv "$dir/count.tmp" "$dir/count"
+        echo "run $HPC_RESTART_COUNT saved $n" >> "$dir/log"
+        exit 0
+      }
+      trap save USR1
+      while [ "$n" -lt %d ]; do
+        echo "$((n + 1))" >> "$dir/steps"
+        n=$((n + 1))
+        sleep 0.2
+      done
+      echo "done $n after $HPC_RESTART_COUNT restarts"
+    EOT
+  }
+}`, name, extra, n)
+}
+
+// checkCount checks that the counter reached n with every step done, and
+// that no more than maxLost steps were done twice (work lost at restarts).
+func checkCount(t *testing.T, c *cluster, j api.Job, n, maxLost int) {
+	t.Helper()
+	ckdir := filepath.Join(c.dataDir, "checkpoints", strconv.FormatUint(j.ID, 10))
+	b, err := os.ReadFile(filepath.Join(ckdir, "steps"))
+	if err != nil {
+		t.Fatalf("steps: %v", err)
+	}
+	seen := map[int]int{}
+	for _, f := range strings.Fields(string(b)) {
+		k, _ := strconv.Atoi(f)
+		seen[k]++
+	}
+	lost := 0
+	for k := 1; k <= n; k++ {
+		if seen[k] == 0 {
+			t.Errorf("step %d was never done", k)
+		}
+		lost += max(seen[k]-1, 0)
+	}
+	if lost > maxLost {
+		log, _ := os.ReadFile(filepath.Join(ckdir, "log"))
+		t.Errorf("%d steps were done twice, want at most %d; log:\n%s", lost, maxLost, log)
+	}
+	out, _ := os.ReadFile(j.Output)
+	if want := fmt.Sprintf("done %d after %d restarts", n, j.Restarts); !strings.Contains(string(out), want) {
+		t.Errorf("output %q, want %q", out, want)
+	}
+}
+
+// (a) Walltime: the job is warned before its walltime, saves, is requeued
+// and continues where it stopped, run after run, until it is done.
+func TestCounterAcrossWalltime(t *testing.T) {
+	c := startCluster(t)
+	file := c.writeJob("count.hcl", counterJob("count", 25, `  walltime = "3s"
+  checkpoint {
+    warn = "1s"
+    max_restarts = 10
+  }`))
+	id := c.submit(file)
+	j := c.waitState(id, 60*time.Second, api.StateCompleted, api.StateFailed, api.StateTimeout)
+	if j.State != api.StateCompleted || j.Restarts < 1 {
+		t.Fatalf("ended %s after %d restarts (%s), want COMPLETED after at least one", j.State, j.Restarts, j.Reason)
+	}
+	checkCount(t, c, j, 25, 0)
+	if len(j.Runs) != j.Restarts+1 || j.Runs[len(j.Runs)-1].State != api.StateCompleted {
+		t.Fatalf("%d runs for %d restarts", len(j.Runs), j.Restarts)
+	}
+	for _, r := range j.Runs[:len(j.Runs)-1] {
+		if r.Stop != "walltime" || r.State != api.StateRequeued || r.Checkpoints != 1 || len(r.Nodes) != 1 {
+			t.Errorf("run %+v: want stopped for walltime and requeued", r)
+		}
+	}
+	var saw bool
+	for _, tr := range j.History {
+		saw = saw || tr.State == api.StateCheckpointing
+	}
+	if !saw {
+		t.Errorf("history %v never shows CHECKPOINTING", j.History)
+	}
+	// `hpcsub show` lists every run.
+	out, _, _ := c.hpcsub("show", strconv.FormatUint(id, 10))
+	if got := strings.Count(out, "stopped: walltime"); got != j.Restarts {
+		t.Errorf("show lists %d stopped runs, want %d:\n%s", got, j.Restarts, out)
+	}
+}
+
+// (b) drain --requeue: the job is warned, saves, is requeued, waits while
+// the node is drained and finishes after resume with the right count.
+func TestCounterAcrossDrainRequeue(t *testing.T) {
+	c := startCluster(t)
+	node := c.nodeName()
+	file := c.writeJob("count.hcl", counterJob("count", 20, `  walltime = "1m"
+  checkpoint {
+    warn = "10s"
+  }`))
+	id := c.submit(file)
+	c.waitState(id, 30*time.Second, api.StateRunning)
+	c.waitFile(filepath.Join(c.dataDir, "checkpoints", strconv.FormatUint(id, 10), "steps"), 5)
+	if _, e, code := c.hpcsub("node", "drain", node, "--reason", "swap HBM", "--requeue"); code != 0 {
+		t.Fatalf("drain: %s", e)
+	}
+	j := c.waitState(id, 30*time.Second, api.StatePending)
+	if j.Restarts != 1 || len(j.Runs) != 1 || j.Runs[0].Stop != "drain" {
+		t.Fatalf("after drain: restarts %d runs %+v", j.Restarts, j.Runs)
+	}
+	if _, e, code := c.hpcsub("node", "resume", node); code != 0 {
+		t.Fatalf("resume: %s", e)
+	}
+	j = c.waitState(id, 60*time.Second, api.StateCompleted, api.StateFailed)
+	if j.State != api.StateCompleted {
+		t.Fatalf("ended %s (%s)", j.State, j.Reason)
+	}
+	checkCount(t, c, j, 20, 0)
+}
+
+// max_restarts reached ends the job: TIMEOUT, its work undone.
+func TestMaxRestartsReached(t *testing.T) {
+	c := startCluster(t)
+	file := c.writeJob("forever.hcl", counterJob("forever", 1000000, `  walltime = "2s"
+  checkpoint {
+    warn = "1s"
+    max_restarts = 1
+  }`))
+	id := c.submit(file)
+	j := c.waitState(id, 60*time.Second, api.StateCompleted, api.StateFailed, api.StateTimeout)
+	if j.State != api.StateTimeout || j.Restarts != 1 || len(j.Runs) != 2 {
+		t.Fatalf("ended %s after %d restarts and %d runs, want TIMEOUT after 1 and 2", j.State, j.Restarts, len(j.Runs))
+	}
+}
+
+// nodeName is the name of the cluster's only node.
+func (c *cluster) nodeName() string {
+	c.t.Helper()
+	out, _, code := c.hpcsub("nodes", "--json")
+	var nodes []api.Node
+	if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 {
+		c.t.Fatalf("nodes: %q", out)
+	}
+	return nodes[0].Name
+}
+
+// waitFile waits until path holds at least n lines.
+func (c *cluster) waitFile(path string, n int) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && strings.Count(string(b), "\n") >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("%s has fewer than %d lines after 30s", path, n)
+}
