@@ -27,3 +27,21 @@ func (l *Local) Checkpoint(id uint64, req api.CheckpointRequest) error {
 	}
 	return fmt.Errorf("checkpoint job %d: mode %q is not supported on %s", id, req.Mode, l.name)
 }
+
+// Checkpointer is implemented by executors that checkpoint jobs
+// themselves (CRIU dumps); Local does.
+type Checkpointer interface {
+	Checkpoint(jobID uint64, req api.CheckpointRequest) error
+}
+
+// checkpoint carries out a checkpoint command.
+func (r *Runner) checkpoint(c api.Command) {
+	cp, ok := r.ex.(Checkpointer)
+	if c.Checkpoint == nil || !ok {
+		r.log.Warn("ignoring a checkpoint command this node cannot carry out", "job", c.JobID)
+		return
+	}
+	if err := cp.Checkpoint(c.JobID, *c.Checkpoint); err != nil {
+		r.log.Warn("checkpoint", "job", c.JobID, "err", err)
+	}
+}

@@ -325,6 +325,8 @@ func (r *Runner) apply(ctx context.Context, c api.Command) {
 		if err := r.ex.Signal(c.JobID, c.Signal); err != nil {
 			r.log.Info("signal", "job", c.JobID, "signal", c.Signal, "err", err)
 		}
+	case api.CommandCheckpoint:
+		r.checkpoint(c)
 	case api.CommandRelease:
 		r.mu.Lock()
 		delete(r.jobs, c.JobID)

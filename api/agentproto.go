@@ -107,6 +107,9 @@ const (
 	CommandCancel  = "cancel"
 	CommandSignal  = "signal"
 	CommandRelease = "release"
+	// CommandCheckpoint asks for a checkpoint the agent makes itself (a
+	// CRIU dump); signal-mode checkpoints are plain signal commands.
+	CommandCheckpoint = "checkpoint"
 )
 
 // Command is one instruction to an agent. IDs grow within a node's queue;
@@ -118,6 +121,8 @@ type Command struct {
 	Launch *Assignment `json:"launch,omitempty"`
 	Reason string      `json:"reason,omitempty"` // cancel
 	Signal string      `json:"signal,omitempty"` // signal: e.g. SIGUSR1
+	// Checkpoint is the request of a checkpoint command.
+	Checkpoint *CheckpointRequest `json:"checkpoint,omitempty"`
 }
 
 // GPUHealth is an agent's verdict on one of its GPUs.

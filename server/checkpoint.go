@@ -17,6 +17,16 @@ type Checkpointer interface {
 	Checkpoint(jobID uint64, req api.CheckpointRequest) error
 }
 
+// Checkpoint queues a checkpoint of the job for the agent: in signal mode
+// the job's warning signal (a plain signal command), otherwise a
+// checkpoint command the agent carries out (a CRIU dump).
+func (a *agentSession) Checkpoint(jobID uint64, req api.CheckpointRequest) error {
+	if req.Mode == string(checkpoint.ModeSignal) {
+		return a.Signal(jobID, req.Signal)
+	}
+	return a.push(api.Command{Kind: api.CommandCheckpoint, JobID: jobID, Checkpoint: &req})
+}
+
 // active reports whether a job in state st holds its nodes: it runs, or it
 // runs while it checkpoints before being stopped.
 func active(st api.JobState) bool {
