@@ -22,6 +22,7 @@ const (
 	RouteAgentSync     = "/v1/agent/sync"     // POST SyncRequest (mutual TLS)
 	RouteNodeRemove    = "/v1/nodes/{name}"   // DELETE (admin): forget a drained node, revoke its certificate
 	RouteToken         = "/v1/token"          // POST over a local Unix socket: the caller's API token
+	RouteAgentToken    = "/v1/agent/token"    // POST AgentTokenRequest (mutual TLS): a token for a uid the agent vouches for
 )
 
 // ProtocolVersion is the agent protocol's version; a server refuses
@@ -150,6 +151,12 @@ type JoinFile struct {
 	Servers       []string `json:"servers"`        // https://host:port
 	CAFingerprint string   `json:"ca_fingerprint"` // sha256:<hex> of the CA certificate's DER
 	Secret        string   `json:"secret"`
+}
+
+// AgentTokenRequest asks for a token for a local user of the agent's node,
+// whose uid the agent read from its own socket's peer credentials.
+type AgentTokenRequest struct {
+	UID uint32 `json:"uid"`
 }
 
 // TokenResponse is a user's API token, and the CA to trust the server with.

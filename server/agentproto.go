@@ -112,8 +112,13 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 	sortIDs(resp.Kill)
 	sortIDs(lost)
 	sort.SliceStable(resend, func(i, k int) bool { return resend[i].ID < resend[k].ID })
+	// The agent holds every job it was given until the server releases it
+	// (on disk, across its own restarts): one it has no trace of never
+	// reached it, so nothing of it ran and it goes back to the queue
+	// without using a restart.
 	for _, jid := range lost {
-		s.endLost(jid, "no process of the job was found on "+name+" when its agent registered", now)
+		s.Report(api.Outcome{JobID: jid, Node: name, State: api.StateFailed, ExitCode: -1, NeverStarted: true, HostFailure: true,
+			Reason: "its launch never reached " + name + " (the server or the agent restarted in between)", End: now})
 	}
 	for _, c := range resend {
 		c.ID = 0

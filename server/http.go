@@ -74,6 +74,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.RouteHistory, s.handleHistory)
 	mux.HandleFunc("GET "+api.RouteUsage, s.handleUsage)
 	mux.HandleFunc("GET "+api.RoutePriority, s.handlePriority)
+	mux.HandleFunc("DELETE "+api.RouteNodeRemove, s.handleRemoveNode) // agenthttp.go
+	mux.HandleFunc("POST "+api.RouteToken, s.handleToken)
 	// A known path with another method is a 405 naming the allowed ones,
 	// not a 404.
 	for path, allow := range map[string]string{
@@ -81,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 		api.RouteJobCancel: "POST", api.RouteJobHold: "POST", api.RouteJobRelease: "POST", api.RouteJobRequeue: "POST",
 		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
 		api.RouteHistory: "GET", api.RouteUsage: "GET", api.RoutePriority: "GET",
+		api.RouteNodeRemove: "DELETE", api.RouteToken: "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -284,7 +284,7 @@ func memoryReserve(total int64) int64 {
 func listenUnix(addr string) (net.Listener, error) {
 	path := strings.TrimPrefix(addr, "unix://")
 	if !filepath.IsAbs(path) {
-		return nil, cli.Exit(fmt.Sprintf("hpcd: --listen %q: give an absolute socket path (TCP with TLS is not supported yet)", addr), 2)
+		return nil, cli.Exit(fmt.Sprintf("hpcd: --listen %q: give an absolute socket path (HTTPS listeners are for `hpcd server`)", addr), 2)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)

@@ -1,5 +1,6 @@
 // Command hpcd is the batch system's daemon: `hpcd dev` runs server and
-// agent in one process on one machine, and `hpcd simulate` replays a
+// agent in one process on one machine, `hpcd server` and `hpcd agent` a
+// cluster's central server and its nodes, and `hpcd simulate` replays a
 // workload trace through the placer.
 package main
 
@@ -27,6 +28,8 @@ func run(args []string) int {
 		Usage: "GPU-aware HPC batch system daemon",
 		Commands: []*cli.Command{
 			devCommand(),
+			serverCommand(),
+			agentCommand(),
 			simulateCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
