@@ -62,11 +62,18 @@ type SubmitRequest struct {
 	// Files holds the task's script_file, read by the client (name as the
 	// job file writes it -> contents): the server never reads user paths.
 	Files map[string]string `json:"files,omitempty"`
+	// Dependencies are Slurm-style ("afterok:42", "afterany:prep"), added
+	// to the file's depends_on.
+	Dependencies []string         `json:"dependencies,omitempty"`
+	Overrides    *SubmitOverrides `json:"overrides,omitempty"`
+	// DryRun asks where and when the job would start; nothing is created.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // SubmitResponse names the jobs created (several for an array).
 type SubmitResponse struct {
-	IDs []uint64 `json:"ids"`
+	IDs    []uint64 `json:"ids"`
+	DryRun *DryRun  `json:"dry_run,omitempty"`
 }
 
 // Transition is one stored change of a job's state.
@@ -98,6 +105,10 @@ type Job struct {
 	Signal     string   `json:"signal,omitempty"` // e.g. "SIGKILL" when killed by a signal
 	ArrayJobID uint64   `json:"array_job_id,omitempty"`
 	ArrayIndex *int     `json:"array_index,omitempty"`
+	// DependsOn lists what the job waits for ("afterok:42").
+	DependsOn []string `json:"depends_on,omitempty"`
+	// Private: the job is another user's, so its paths are not shown.
+	Private bool `json:"private,omitempty"`
 
 	NodesWanted int      `json:"nodes_wanted"`
 	CPUs        int      `json:"cpus"`   // per node

@@ -149,3 +149,28 @@ func TestIndicesAndDependencies(t *testing.T) {
 		}
 	}
 }
+
+func TestJobRefs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want JobRef
+		str  string
+	}{
+		{"42", JobRef{ID: 42}, "42"},
+		{"42_7", JobRef{ID: 42, Indices: []int{7}}, "42_7"},
+		{"42_[3-5]", JobRef{ID: 42, Indices: []int{3, 4, 5}}, "42_[3-5]"},
+		{"42_[1,3,5-6]", JobRef{ID: 42, Indices: []int{1, 3, 5, 6}}, "42_[1-5:2,6]"},
+		{"42_[1,5,7-13:2,20,22]", JobRef{ID: 42, Indices: []int{1, 5, 7, 9, 11, 13, 20, 22}}, "42_[1,5-13:2,20,22]"},
+		{"42_[1,2,4]", JobRef{ID: 42, Indices: []int{1, 2, 4}}, "42_[1-2,4]"},
+	} {
+		got, err := ParseJobRef(tc.in)
+		if err != nil || !reflect.DeepEqual(got, tc.want) || got.String() != tc.str {
+			t.Errorf("ParseJobRef(%q) = %+v (%q), %v; want %+v", tc.in, got, got.String(), err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "x", "0", "42_", "42_x", "42_[9-3]", "-1", "244-2243"} {
+		if _, err := ParseJobRef(bad); err == nil {
+			t.Errorf("ParseJobRef(%q) accepted", bad)
+		}
+	}
+}

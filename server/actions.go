@@ -17,7 +17,7 @@ import (
 // mayTouch refuses when c may not change job j (not theirs, not an admin).
 func (s *Server) mayTouch(c Caller, j *job) error {
 	if j.UID != c.UID && !s.isAdmin(c.UID) {
-		return forbidden("job %d belongs to another user", j.ID)
+		return forbidden("belongs to another user (%s): you can change only your own jobs", j.User)
 	}
 	return nil
 }
@@ -59,11 +59,10 @@ func (s *Server) CancelJob(ctx context.Context, c Caller, id uint64) (api.Job, e
 		return api.Job{}, err
 	}
 	// Sent only now that the cancel is durable: one acknowledged before a
-	// crash is sent again at the next start.
-	for _, a := range agents {
-		if err := a.Cancel(id, "cancelled by user"); err != nil {
-			s.log.Warn("cancel on agent", "job", id, "err", err)
-		}
+	// crash is sent again at the next start. SIGTERM first, then SIGKILL
+	// after the grace time, as Slurm does (arrays.go).
+	if len(agents) > 0 {
+		s.terminate(id, "cancelled by user")
 	}
 	if len(agents) > 0 {
 		// Answer with the end state, as users expect from a cancel, unless

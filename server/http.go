@@ -66,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.RouteJobRequeue, s.jobAction(func(_ *http.Request, c Caller, id uint64) (api.Job, error) {
 		return s.RequeueJob(c, id)
 	}))
+	mux.HandleFunc("POST "+api.RouteJobActions, s.handleActions)
 	mux.HandleFunc("GET "+api.RouteNodes, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.apiNodes())
 	})
@@ -84,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 		api.RouteNodes: "GET", api.RouteNodeDrain: "POST", api.RouteNodeResume: "POST",
 		api.RouteHistory: "GET", api.RouteUsage: "GET", api.RoutePriority: "GET",
 		api.RouteNodeRemove: "DELETE", api.RouteToken: "POST",
+		api.RouteJobActions: "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -161,14 +163,17 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	q := r.URL.Query()
 	wantUser := q.Get("user")
-	admin := s.isAdmin(c.UID)
-	self, err := lookupIdentity(c.UID)
-	if err != nil && !admin {
-		writeError(w, refuse(http.StatusForbidden, "%v", err))
-		return
+	var wantArray uint64
+	if a := q.Get("array"); a != "" {
+		var err error
+		if wantArray, err = strconv.ParseUint(a, 10, 64); err != nil {
+			writeError(w, refuse(http.StatusBadRequest, "array %q is not a job id", a))
+			return
+		}
 	}
-	if wantUser != "" && wantUser != self.name && !admin {
-		writeError(w, refuse(http.StatusForbidden, "only admins may list other users' jobs"))
+	admin := s.isAdmin(c.UID)
+	if _, err := lookupIdentity(c.UID); err != nil && !admin {
+		writeError(w, refuse(http.StatusForbidden, "%v", err))
 		return
 	}
 	states := map[api.JobState]bool{}
@@ -180,7 +185,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	out := make([]api.Job, 0)
 	for _, j := range s.jobs {
-		if !admin && j.UID != c.UID {
+		if wantArray != 0 && j.ArrayJobID != wantArray {
 			continue
 		}
 		if wantUser != "" && j.User != wantUser {
@@ -191,6 +196,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		aj := j.apiJob()
 		aj.History = nil // list stays small; `show` has the history
+		if !admin && j.UID != c.UID {
+			aj = redact(aj)
+		}
 		out = append(out, aj)
 	}
 	s.mu.Unlock()
@@ -217,19 +225,17 @@ func (s *Server) ownJob(r *http.Request) (*job, error) {
 	}
 	if j.UID != c.UID && !s.isAdmin(c.UID) {
 		s.mu.Unlock()
-		return nil, refuse(http.StatusForbidden, "job %d belongs to another user", id)
+		return nil, refuse(http.StatusForbidden, "belongs to another user (%s): you can change only your own jobs", j.User)
 	}
 	return j, nil
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	j, err := s.ownJob(r)
+	aj, err := s.visibleJob(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	aj := j.apiJob()
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, aj)
 }
 

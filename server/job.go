@@ -43,13 +43,17 @@ type job struct {
 	Output  string            `json:"output"`
 	Error   string            `json:"error"`
 
-	ArrayJobID      uint64        `json:"array_job_id,omitempty"`
-	ArrayIndex      int           `json:"array_index"` // -1 when not an array task
-	ArrayMaxRunning int           `json:"array_max_running,omitempty"`
-	MaxRestarts     int           `json:"max_restarts,omitempty"`
-	WarnSignal      string        `json:"warn_signal,omitempty"`
-	WarnBefore      time.Duration `json:"warn_before,omitempty"`
-	Umask           uint32        `json:"umask"`
+	ArrayJobID      uint64 `json:"array_job_id,omitempty"`
+	ArrayIndex      int    `json:"array_index"` // -1 when not an array task
+	ArrayMaxRunning int    `json:"array_max_running,omitempty"`
+	ArrayTaskCount  int    `json:"array_task_count,omitempty"`
+	// Deps are the jobs this one waits for (deps.go).
+	Deps        []jobDep      `json:"deps,omitempty"`
+	SubmitDir   string        `json:"submit_dir,omitempty"`
+	MaxRestarts int           `json:"max_restarts,omitempty"`
+	WarnSignal  string        `json:"warn_signal,omitempty"`
+	WarnBefore  time.Duration `json:"warn_before,omitempty"`
+	Umask       uint32        `json:"umask"`
 	// CheckpointDir is where a job with a checkpoint block saves its state;
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`
@@ -189,6 +193,9 @@ func (j *job) apiJob() api.Job {
 		idx := j.ArrayIndex
 		out.ArrayIndex = &idx
 	}
+	for _, d := range j.Deps {
+		out.DependsOn = append(out.DependsOn, d.Label)
+	}
 	if len(j.Alloc) > 0 {
 		out.CPUIDs = map[string][]int{}
 	}
@@ -217,6 +224,7 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 	for _, k := range keys {
 		env = append(env, k+"="+j.Env[k])
 	}
+	env = append(env, j.slurmEnv(a)...)
 	return api.Assignment{
 		JobID:         j.ID,
 		Name:          j.Name,

@@ -36,6 +36,9 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 	// max_running slots must not depend on map order.
 	sort.Slice(pending, func(a, b int) bool { return pending[a].ID < pending[b].ID })
 	for _, j := range pending {
+		if len(j.Deps) > 0 && s.depsWaitLocked(j) {
+			continue
+		}
 		if j.ArrayJobID != 0 && j.ArrayMaxRunning > 0 {
 			// max_running caps the array's tasks that run at once: only
 			// as many tasks as free slots are offered to the placer.
@@ -54,6 +57,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 // start is committed as RUNNING before its agent is told, so a crash in
 // between can lose a launch (found at reconcile) but never run a job twice.
 func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
+	s.cancelUnsatisfiable(now)
 	s.mu.Lock()
 	snap := s.snapshotLocked()
 	s.setFairShareLocked(snap.Pending, now)

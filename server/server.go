@@ -51,6 +51,9 @@ type Config struct {
 	// restarts: shared storage that every node mounts at the same path.
 	// Empty: <workdir>/.hpc-checkpoint/<id>, beside the job's own files.
 	CheckpointRoot string
+	// CancelGrace is how long a cancelled job has between SIGTERM and
+	// SIGKILL (Slurm's KillWait); 0 kills at once.
+	CancelGrace time.Duration
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -68,6 +71,8 @@ type Server struct {
 
 	// writing holds the write slot of each job being changed (commit.go).
 	writing map[uint64]chan struct{}
+	// endedDeps caches ended jobs that dependencies name (deps.go).
+	endedDeps map[uint64]depTarget
 	// nodeWrites serialises node changes (commit.go).
 	nodeWrites sync.Mutex
 	// releasing: the agent still holds a job's previous run; a requeued

@@ -92,6 +92,9 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 		}
 		return api.SubmitResponse{}, refuse(http.StatusBadRequest, "%v", err)
 	}
+	if rerr := applySubmitOptions(spec, req); rerr != nil {
+		return api.SubmitResponse{}, rerr
+	}
 	who, err := lookupIdentity(c.UID)
 	if err != nil {
 		return api.SubmitResponse{}, refuse(http.StatusForbidden, "%v", err)
@@ -105,9 +108,16 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	}
 	s.mu.Lock()
 	nodes := s.placementNodesLocked()
+	tmpl.Deps, rerr = s.resolveDepsLocked(spec.DependsOn, who.uid, s.isAdmin(c.UID))
 	s.mu.Unlock()
+	if rerr != nil {
+		return api.SubmitResponse{}, rerr
+	}
 	if err := placement.Feasible(nodes, tmpl.placementJob()); err != nil {
-		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", err)
+		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", explainInfeasible(err, tmpl))
+	}
+	if req.DryRun {
+		return api.SubmitResponse{IDs: []uint64{}, DryRun: s.dryRun(tmpl, time.Now())}, nil
 	}
 
 	if tmpl.EnvKey != "" && !s.envs.isStored(tmpl.EnvKey) {
@@ -128,6 +138,9 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	created := make([]*job, 0, n)
 	ids, err := s.store.CreateJobs(n, func(id uint64, i int) ([]byte, error) {
 		j := tmpl.instance(id, i, spec, now, s.cfg.CheckpointRoot)
+		if req.Overrides != nil && req.Overrides.Hold {
+			j.to(api.StateHeld, "held at submit (release with hpcsub release)", now)
+		}
 		if len(created) > i {
 			created = created[:i] // the batch retried this transaction
 		}
@@ -225,7 +238,9 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 	j.Preemptible = spec.Preemptible
 	if spec.Array != nil {
 		j.ArrayMaxRunning = spec.Array.MaxRunning
+		j.ArrayTaskCount = spec.Array.Count
 	}
+	j.SubmitDir = req.Cwd
 	return j, nil
 }
 

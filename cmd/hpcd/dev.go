@@ -38,6 +38,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: api.DefaultSocketPath(), Usage: "Unix socket to serve the API on (path or unix:///path)"},
 			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.DurationFlag{Name: "default-walltime", Value: time.Hour, Usage: "walltime of jobs whose file gives none"},
+			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "isolation", Value: "auto", Usage: "auto (cgroups when possible) or none (rlimits only)"},
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
 			&cli.StringFlag{Name: "checkpoint-root", Usage: "where jobs keep their checkpoints, one directory per job (default: <data-dir>/checkpoints)"},
@@ -60,6 +61,7 @@ func devCommand() *cli.Command {
 				ckptRoot:   c.String("checkpoint-root"),
 				logLevel:   c.String("log-level"),
 				cpuprof:    c.String("cpuprofile"),
+				killWait:   c.Duration("kill-wait"),
 			})
 		},
 	}
@@ -69,7 +71,7 @@ type devOptions struct {
 	dataDir, listen, isolation, nodeName, logLevel, cpuprof string
 	ckptRoot                                                string
 	policy                                                  placement.Backfill
-	walltime                                                time.Duration
+	walltime, killWait                                      time.Duration
 	accounting                                              accountingOptions
 }
 
@@ -91,6 +93,9 @@ func runDev(parent context.Context, o devOptions) error {
 	case placement.FCFS, placement.EASY, placement.Conservative:
 	default:
 		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
+	}
+	if o.killWait < 0 || o.killWait > time.Hour {
+		return cli.Exit(fmt.Sprintf("hpcd: --kill-wait %s: use 0 to 1h", o.killWait), 2)
 	}
 	if o.isolation != "auto" && o.isolation != "none" {
 		return cli.Exit(fmt.Sprintf("hpcd: --isolation %q: use auto or none", o.isolation), 2)
@@ -172,6 +177,7 @@ func runDev(parent context.Context, o devOptions) error {
 		AllowRoot:        true,
 		AdminUIDs:        admins,
 		CheckpointRoot:   ckptRoot,
+		CancelGrace:      o.killWait,
 	}, st, log)
 	if err != nil {
 		return err

@@ -274,6 +274,9 @@ func (e *env) eff(c *cli.Context) error {
 	if err != nil {
 		return jobError(cl, id, err)
 	}
+	if j.Private {
+		return fmt.Errorf("job %d belongs to another user (%s): its usage is private", id, j.User)
+	}
 	ef := jobEfficiency(j)
 	if c.Bool("json") {
 		return writeJSON(e.stdout, ef)

@@ -42,22 +42,6 @@ func parseID(cmd, s string) (uint64, error) {
 	return id, nil
 }
 
-// parseIDs reads one or more job id arguments, all before any request.
-func parseIDs(cmd string, args []string) ([]uint64, error) {
-	if len(args) == 0 {
-		return nil, usagef(cmd, "missing job ID")
-	}
-	ids := make([]uint64, 0, len(args))
-	for _, a := range args {
-		id, err := parseID(cmd, a)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
 // formatElapsed prints a duration the way squeue does: M:SS, H:MM:SS or
 // D-HH:MM:SS.
 func formatElapsed(d time.Duration) string {

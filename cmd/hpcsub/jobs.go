@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/jobs"
 	"github.com/hpc-sched/hpc/resources"
 	"github.com/urfave/cli/v2"
 )
@@ -43,9 +43,10 @@ func parseStates(cmd, s string) (string, map[string]bool, error) {
 func queueCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "queue",
-		Usage: "list pending and running jobs",
+		Usage: "list everyone's pending and running jobs (pending array elements folded: 42_[3-99])",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U`"},
+			&cli.BoolFlag{Name: "me", Usage: "only your own jobs"},
 			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING, or PENDING,HELD)"},
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have just ended (older ones: hpcsub history)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
@@ -63,6 +64,14 @@ func (e *env) queue(c *cli.Context) error {
 		return err
 	}
 	user := c.String("user")
+	if c.Bool("me") {
+		if user != "" {
+			return usagef("queue", "--me and --user exclude each other")
+		}
+		if user = currentUser(); user == "" {
+			return errors.New("cannot tell who you are (no account for your uid): use --user NAME")
+		}
+	}
 	cl, err := e.client(c)
 	if err != nil {
 		return err
@@ -97,8 +106,17 @@ func (e *env) queue(c *cli.Context) error {
 	now := e.now()
 	tw := newTable(e.stdout)
 	row(tw, "JOBID", "NAME", "USER", "STATE", "TIME", "NODES", "REASON")
-	for _, j := range shown {
-		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), string(j.State),
+	// Elements of an array that wait for the same reason fold into one
+	// line, as squeue prints them: 42_[3-99].
+	fold := func(j api.Job) string {
+		if j.State != api.StatePending && j.State != api.StateHeld {
+			return strconv.FormatUint(j.ID, 10) // never folds
+		}
+		return string(j.State) + "\x00" + pendingReason(j, now)
+	}
+	for _, g := range foldJobs(shown, fold) {
+		j := g.jobs[0]
+		row(tw, g.label, dashIfEmpty(j.Name), dashIfEmpty(j.User), string(j.State),
 			formatElapsed(elapsed(j, now)), nodeList(j), dashIfEmpty(pendingReason(j, now)))
 	}
 	return tw.Flush()
@@ -115,9 +133,14 @@ func showCommand(e *env) *cli.Command {
 }
 
 func (e *env) show(c *cli.Context) error {
-	id, err := oneJobID("show", c)
+	if c.NArg() != 1 {
+		if _, err := oneJobID("show", c); err != nil {
+			return err
+		}
+	}
+	ref, err := jobs.ParseJobRef(c.Args().First())
 	if err != nil {
-		return err
+		return usagef("show", "invalid job id %q: want 42, 42_7 or 42_[3-9]", c.Args().First())
 	}
 	cl, err := e.client(c)
 	if err != nil {
@@ -125,9 +148,17 @@ func (e *env) show(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
-	j, err := cl.Job(ctx, id)
-	if err != nil {
-		return jobError(cl, id, err)
+	var j api.Job
+	if ref.Indices == nil {
+		if j, err = cl.Job(ctx, ref.ID); err != nil {
+			return jobError(cl, ref.ID, err)
+		}
+	}
+	if ref.Indices != nil || (j.ArrayIndex != nil && j.ArrayJobID == j.ID && !c.Bool("json")) {
+		// An array, or elements of one: show 42 is the whole array. With
+		// --json a plain id stays one job object (a contract with
+		// scripts); 42_[0-99] lists elements.
+		return e.showArray(ctx, cl, c, ref)
 	}
 	if c.Bool("json") {
 		return writeJSON(e.stdout, j)
@@ -157,7 +188,7 @@ func (e *env) printJob(j api.Job) error {
 	kv("id", strconv.FormatUint(j.ID, 10))
 	kv("name", j.Name)
 	if j.ArrayIndex != nil {
-		kv("array", fmt.Sprintf("%d[%d]", j.ArrayJobID, *j.ArrayIndex))
+		kv("array", fmt.Sprintf("%d_%d", j.ArrayJobID, *j.ArrayIndex))
 	}
 	kv("user", fmt.Sprintf("%s (uid %d)", j.User, j.UID))
 	kv("account", dashIfEmpty(j.Account))
@@ -215,74 +246,6 @@ func (e *env) printJob(j api.Job) error {
 // formatSeconds prints a usage figure as elapsed time (M:SS, H:MM:SS...).
 func formatSeconds(s float64) string {
 	return formatElapsed(secondsToDuration(s))
-}
-
-// jobAction is one of cancel, hold and release.
-type jobAction struct {
-	name  string
-	usage string
-	want  api.JobState // the job's state once the action has taken effect
-	do    func(*api.Client, context.Context, uint64) (api.Job, error)
-}
-
-var (
-	cancelAction  = jobAction{"cancel", "cancel jobs: pending ones never start, running ones are killed", api.StateCancelled, (*api.Client).Cancel}
-	holdAction    = jobAction{"hold", "keep pending jobs from starting until released", api.StateHeld, (*api.Client).Hold}
-	releaseAction = jobAction{"release", "let held jobs be scheduled again", api.StatePending, (*api.Client).Release}
-)
-
-func jobActionCommand(e *env, a jobAction) *cli.Command {
-	return &cli.Command{
-		Name:      a.name,
-		Usage:     a.usage,
-		ArgsUsage: "ID...",
-		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(a.name, c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			cl, err := e.client(c)
-			if err != nil {
-				return err
-			}
-			return e.applyAction(cl, a, ids)
-		},
-	}
-}
-
-// applyAction applies a to each job: one line per job on stdout, one per
-// failure on stderr, exit 1 if any failed. With no server at all it stops
-// at the first job with the one line that says so.
-func (e *env) applyAction(cl *api.Client, a jobAction, ids []uint64) error {
-	failed := false
-	for _, id := range ids {
-		ctx, cancel := e.request()
-		j, err := a.do(cl, ctx, id)
-		cancel()
-		if err != nil {
-			var ue *api.UnavailableError
-			if errors.As(err, &ue) || errors.Is(err, context.Canceled) {
-				return explain(cl, err)
-			}
-			fmt.Fprintf(e.stderr, "hpcsub: %s %d: %s\n", a.name, id, oneLine(explain(cl, err).Error()))
-			failed = true
-			continue
-		}
-		switch j.State {
-		case a.want:
-			fmt.Fprintf(e.stdout, "job %d %s\n", id, j.State)
-		case "": // a server that acknowledges without the job
-			fmt.Fprintf(e.stdout, "job %d %s requested\n", id, a.name)
-		default:
-			// A running job is killed asynchronously: the answer can come
-			// before the job has ended.
-			fmt.Fprintf(e.stdout, "job %d %s (%s requested)\n", id, j.State, a.name)
-		}
-	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
 }
 
 // oneJobID reads the single job ID that cmd takes.

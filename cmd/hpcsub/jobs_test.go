@@ -33,18 +33,31 @@ func sampleJobs() []api.Job {
 func TestQueue(t *testing.T) {
 	f := newFakeServer(t)
 	f.add(sampleJobs()...)
+	// An array: one element running, pending ones fold by reason.
+	elem := func(id uint64, idx int, state api.JobState, reason string) api.Job {
+		return api.Job{ID: id, Name: "sweep", User: "carol", State: state, Reason: reason, NodesWanted: 1,
+			ArrayJobID: 7, ArrayIndex: intp(idx), SubmitTime: testNow}
+	}
+	running := elem(7, 1, api.StateRunning, "")
+	running.Nodes, running.StartTime = []string{"cpu01"}, timep(testNow)
+	f.add(running, elem(8, 2, api.StatePending, "ArrayTaskLimit"), elem(9, 3, api.StatePending, "ArrayTaskLimit"),
+		elem(10, 4, api.StatePending, "ArrayTaskLimit"), elem(11, 9, api.StatePending, "ArrayTaskLimit"),
+		elem(12, 10, api.StatePending, "Resources"))
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"default hides ended jobs", nil, "" +
-			"JOBID  NAME      USER   STATE    TIME        NODES        REASON\n" +
-			"1      big       bob    PENDING  0:00        4            Resources (start ~12:30)\n" +
-			"2      later     bob    PENDING  0:00        1            Priority (start ~Mar 05 07:15)\n" +
-			"3      train     alice  RUNNING  1:30:00     gpu01,gpu02  -\n" +
-			"4      held      alice  HELD     0:00        1            held by user\n" +
-			"6      sweep[0]  carol  RUNNING  2-01:00:00  cpu01        -\n"},
+		{"default hides ended jobs (pending array elements fold)", nil, "" +
+			"JOBID      NAME   USER   STATE    TIME        NODES        REASON\n" +
+			"1          big    bob    PENDING  0:00        4            Resources (start ~12:30)\n" +
+			"2          later  bob    PENDING  0:00        1            Priority (start ~Mar 05 07:15)\n" +
+			"3          train  alice  RUNNING  1:30:00     gpu01,gpu02  -\n" +
+			"4          held   alice  HELD     0:00        1            held by user\n" +
+			"6_0        sweep  carol  RUNNING  2-01:00:00  cpu01        -\n" +
+			"7_1        sweep  carol  RUNNING  0:00        cpu01        -\n" +
+			"7_[2-4,9]  sweep  carol  PENDING  0:00        1            ArrayTaskLimit\n" +
+			"7_10       sweep  carol  PENDING  0:00        1            Resources\n"},
 		{"all", []string{"--all", "--user", "alice"}, "" +
 			"JOBID  NAME   USER   STATE      TIME     NODES        REASON\n" +
 			"3      train  alice  RUNNING    1:30:00  gpu01,gpu02  -\n" +
@@ -54,10 +67,12 @@ func TestQueue(t *testing.T) {
 			"JOBID  NAME  USER   STATE      TIME  NODES  REASON\n" +
 			"5      done  alice  COMPLETED  1:05  cpu01  -\n"},
 		{"states", []string{"--state", "held,Pending"}, "" +
-			"JOBID  NAME   USER   STATE    TIME  NODES  REASON\n" +
-			"1      big    bob    PENDING  0:00  4      Resources (start ~12:30)\n" +
-			"2      later  bob    PENDING  0:00  1      Priority (start ~Mar 05 07:15)\n" +
-			"4      held   alice  HELD     0:00  1      held by user\n"},
+			"JOBID      NAME   USER   STATE    TIME  NODES  REASON\n" +
+			"1          big    bob    PENDING  0:00  4      Resources (start ~12:30)\n" +
+			"2          later  bob    PENDING  0:00  1      Priority (start ~Mar 05 07:15)\n" +
+			"4          held   alice  HELD     0:00  1      held by user\n" +
+			"7_[2-4,9]  sweep  carol  PENDING  0:00  1      ArrayTaskLimit\n" +
+			"7_10       sweep  carol  PENDING  0:00  1      Resources\n"},
 		{"empty", []string{"--user", "nobody"}, "JOBID  NAME  USER  STATE  TIME  NODES  REASON\n"},
 	}
 	for _, tt := range tests {

@@ -37,13 +37,14 @@ func main() {
 // can substitute writers and the clock.
 type env struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
 }
 
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, now: now}
+	e := &env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr, now: now}
 	app := newApp(e)
 	args, err := permuteArgs(app, args)
 	if err == nil {
@@ -68,9 +69,10 @@ func newApp(e *env) *cli.App {
 			validateCommand(e),
 			queueCommand(e),
 			showCommand(e),
-			jobActionCommand(e, cancelAction),
-			jobActionCommand(e, holdAction),
-			jobActionCommand(e, releaseAction),
+			actionCommand(e, api.ActionCancel, "cancel jobs: pending ones never start, running ones get SIGTERM, then SIGKILL after the grace time"),
+			actionCommand(e, api.ActionHold, "keep pending jobs from starting until released"),
+			actionCommand(e, api.ActionRelease, "let held jobs be scheduled again"),
+			actionCommand(e, api.ActionUpdate, ""),
 			logsCommand(e),
 			historyCommand(e),
 			usageCommand(e),

@@ -38,6 +38,8 @@ type fakeServer struct {
 	nodes   []api.Node
 	submits []api.SubmitRequest
 	drains  map[string]api.DrainRequest
+	// actionReqs records every cancel, hold, release... request.
+	actionReqs []api.ActionRequest
 	// submitIDs is what a submit answers; submitErr, when set, refuses it.
 	submitIDs []uint64
 	submitErr *api.Error
@@ -74,6 +76,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 		j.State = api.StatePending
 		return j, true
 	}))
+	mux.HandleFunc("POST "+api.RouteJobActions, f.actions)
 	mux.HandleFunc("GET "+api.RouteNodes, func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -160,6 +163,44 @@ func (f *fakeServer) job(change func(api.Job) (api.Job, bool)) http.HandlerFunc 
 	}
 }
 
+// actions answers an action request on plain job ids, as hpcd does.
+func (f *fakeServer) actions(w http.ResponseWriter, r *http.Request) {
+	var req api.ActionRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		reply(w, 400, api.Error{Error: err.Error()})
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actionReqs = append(f.actionReqs, req)
+	resp := api.ActionResponse{Results: []api.ActionResult{}}
+	for _, t := range req.Targets {
+		res := api.ActionResult{Target: t}
+		id, _ := strconv.ParseUint(t, 10, 64)
+		j, ok := f.jobs[id]
+		switch {
+		case !ok:
+			res.Error = "no job " + t + " (see `hpcsub queue --all`)"
+		case req.Action == api.ActionCancel:
+			if j.Name != "slow-to-die" { // its kill is still under way when the answer goes
+				j.State = api.StateCancelled
+			}
+		case req.Action == api.ActionHold && j.State != api.StatePending:
+			res.Error = "job is " + string(j.State) + ", only PENDING jobs can be held"
+		case req.Action == api.ActionHold:
+			j.State = api.StateHeld
+		case req.Action == api.ActionRelease:
+			j.State = api.StatePending
+		}
+		if res.Error == "" {
+			f.jobs[id] = j
+			res.Jobs = []api.Job{j}
+		}
+		resp.Results = append(resp.Results, res)
+	}
+	reply(w, 200, resp)
+}
+
 func (f *fakeServer) node(state string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -216,7 +257,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"queue", "extra"}, `hpcsub queue: unexpected argument "extra"`},
 		{[]string{"queue", "--state", "sleeping"}, `unknown state "sleeping"`},
 		{[]string{"show"}, "hpcsub show: missing job ID"},
-		{[]string{"show", "abc"}, `hpcsub show: invalid job id "abc": want a positive number`},
+		{[]string{"show", "abc"}, `hpcsub show: invalid job id "abc": want 42, 42_7 or 42_[3-9]`},
 		{[]string{"show", "1", "2"}, "one job ID at a time"},
 		{[]string{"show", "-1"}, "flag provided but not defined: -1"},
 		{[]string{"cancel"}, "hpcsub cancel: missing job ID"},
@@ -224,7 +265,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"hold", "0"}, `hpcsub hold: invalid job id "0"`},
 		{[]string{"release", "1.5"}, `hpcsub release: invalid job id "1.5"`},
 		{[]string{"submit"}, "hpcsub submit: missing FILE"},
-		{[]string{"submit", "a.hcl", "b.hcl"}, "one FILE at a time"},
+		{[]string{"submit", "--priority", "x", "a.hcl"}, "invalid value \"x\" for flag -priority"},
 		{[]string{"submit", "-var", "novalue", "a.hcl"}, `invalid -var "novalue": want NAME=VALUE`},
 		{[]string{"submit", "a.hcl", "--wait=maybe"}, "invalid boolean value"},
 		{[]string{"validate"}, "hpcsub validate: missing FILE"},

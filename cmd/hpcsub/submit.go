@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/jobs"
@@ -21,12 +23,12 @@ var varFlag = &cli.StringSliceFlag{
 func submitCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "submit",
-		Usage:     "validate a job file and queue it; prints the job id(s)",
-		ArgsUsage: "FILE",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "wait", Usage: "follow the job until it ends and exit with its exit code"},
+		Usage:     "validate job files and queue them; prints the job id(s)",
+		ArgsUsage: "FILE... (- reads the job file from stdin)",
+		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "wait", Usage: "print the job's state changes until it ends; exit with its exit code"},
 			varFlag,
-		},
+		}, submitFlags...),
 		Action: e.submit,
 	}
 }
@@ -107,13 +109,14 @@ func (e *env) validate(c *cli.Context) error {
 }
 
 func (e *env) submit(c *cli.Context) error {
-	switch {
-	case c.NArg() == 0:
-		return usagef("submit", "missing FILE")
-	case c.NArg() > 1:
-		return usagef("submit", "one FILE at a time, got %d", c.NArg())
+	if c.NArg() == 0 {
+		return usagef("submit", "missing FILE (or - for stdin)")
 	}
 	vars, err := parseVars("submit", c.StringSlice("var"))
+	if err != nil {
+		return err
+	}
+	opts, err := submitOptions(c)
 	if err != nil {
 		return err
 	}
@@ -121,54 +124,106 @@ func (e *env) submit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path := c.Args().First()
-	src, spec, err := readJobFile(path, vars)
-	if err != nil {
-		e.printParseError(err)
-		return exitStatus(1)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("cannot resolve %s: %w", path, err)
-	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("cannot determine the current directory (the job's default workdir): %w", err)
 	}
+	var all []uint64
+	for _, path := range c.Args().Slice() {
+		req, err := e.submitRequest(path, vars, opts, cwd)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := e.request()
+		resp, err := cl.Submit(ctx, req)
+		cancel()
+		if err != nil {
+			if c.NArg() > 1 {
+				return fmt.Errorf("%s: %w", path, explain(cl, err))
+			}
+			return explain(cl, err)
+		}
+		if req.DryRun {
+			if err := e.printDryRun(path, resp.DryRun, c.Bool("json")); err != nil {
+				return err
+			}
+			continue
+		}
+		if c.Bool("json") {
+			if err := writeJSON(e.stdout, resp); err != nil {
+				return err
+			}
+		} else {
+			for _, id := range resp.IDs {
+				fmt.Fprintln(e.stdout, id)
+			}
+		}
+		all = append(all, resp.IDs...)
+	}
+	if !c.Bool("wait") || len(all) == 0 {
+		return nil
+	}
+	return e.waitAll(cl, all)
+}
+
+// submitRequest reads, validates (locally, with snippets on mistakes) and
+// packs one job file; path "-" is stdin.
+func (e *env) submitRequest(path string, vars map[string]string, opts submitOpts, cwd string) (api.SubmitRequest, error) {
+	var src []byte
+	var spec *jobs.Spec
+	var err error
+	abs := path
+	if path == "-" {
+		abs = filepath.Join(cwd, "stdin.hcl")
+		src, err = io.ReadAll(io.LimitReader(e.stdin, jobs.MaxFileSize+1))
+		if err == nil {
+			spec, err = jobs.Parse(abs, src, vars)
+		}
+	} else {
+		src, spec, err = readJobFile(path, vars)
+		if err == nil {
+			abs, err = filepath.Abs(path)
+		}
+	}
+	if err != nil {
+		e.printParseError(err)
+		return api.SubmitRequest{}, exitStatus(1)
+	}
 	req := api.SubmitRequest{
-		Filename: abs,
-		Source:   string(src),
-		Vars:     vars,
-		Env:      environ(),
-		Cwd:      cwd,
-		Umask:    currentUmask(),
+		Filename:     abs,
+		Source:       string(src),
+		Vars:         vars,
+		Env:          environ(),
+		Cwd:          cwd,
+		Umask:        currentUmask(),
+		Dependencies: opts.deps,
+		Overrides:    opts.overrides,
+		DryRun:       opts.dryRun,
 	}
 	if spec.Task.ScriptFile != "" {
 		// Sent as validated here: the server never reads user paths.
 		req.Files = map[string]string{spec.Task.ScriptFile: spec.Task.Script}
 	}
-	ctx, cancel := e.request()
-	resp, err := cl.Submit(ctx, req)
-	cancel()
-	if err != nil {
-		return explain(cl, err)
+	if o := opts.overrides; o != nil {
+		if err := spec.Override(jobs.Overrides{Name: o.Name, Walltime: o.Walltime, Output: o.Output, Error: o.Error, Priority: o.Priority}); err != nil {
+			return req, usagef("submit", "%v", err)
+		}
 	}
-	for _, id := range resp.IDs {
-		fmt.Fprintln(e.stdout, id)
+	// Checked here, as the submitting user: a missing directory is refused
+	// now rather than failing every task at start.
+	if err := checkPaths(spec, cwd, currentUser()); err != nil {
+		return req, fmt.Errorf("%s: %w", path, err)
 	}
-	if !c.Bool("wait") {
-		return nil
-	}
-	return e.waitAll(cl, resp.IDs)
+	return req, nil
 }
 
-// waitAll follows every job of a submit until it ends, prints each final
-// state line to stderr and exits with the first failure's status (in id
+// waitAll follows every job of a submit until it ends, prints its state
+// changes and each final state line to stderr and exits with the first failure's status (in id
 // order), or 0 when all completed.
 func (e *env) waitAll(cl *api.Client, ids []uint64) error {
 	status := 0
 	for _, id := range ids {
-		j, err := cl.Wait(e.ctx, id)
+		j, err := e.followJob(cl, id)
 		if err != nil {
 			if e.ctx.Err() != nil {
 				return fmt.Errorf("stopped waiting for job %d; it keeps running (see `hpcsub show %d`, `hpcsub cancel %d`)", id, id, id)
@@ -205,4 +260,43 @@ func currentUmask() *uint32 {
 	syscall.Umask(m)
 	u := uint32(m)
 	return &u
+}
+
+// followJob prints job id's state changes ("job 42 PENDING: Dependency
+// (afterok:41)", "job 42 RUNNING on vm") to stderr until it ends, and
+// returns it as it ended.
+func (e *env) followJob(cl *api.Client, id uint64) (api.Job, error) {
+	last := ""
+	for {
+		ctx, cancel := e.request()
+		j, err := cl.Job(ctx, id)
+		cancel()
+		if err != nil {
+			return j, err
+		}
+		if api.Terminal(j.State) {
+			return j, nil
+		}
+		if line := progressLine(j); line != last {
+			fmt.Fprintln(e.stderr, line)
+			last = line
+		}
+		select {
+		case <-e.ctx.Done():
+			return j, e.ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// progressLine is one state of a live job, as --wait prints it.
+func progressLine(j api.Job) string {
+	line := fmt.Sprintf("job %d %s", j.ID, j.State)
+	switch {
+	case j.State == api.StateRunning && len(j.Nodes) > 0:
+		line += " on " + strings.Join(j.Nodes, ",")
+	case j.Reason != "":
+		line += ": " + j.Reason
+	}
+	return line
 }
