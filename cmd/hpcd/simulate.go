@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/placement/sim"
+	"github.com/hpc-sched/hpc/resources/nodeclass"
 )
 
 // simulateCommand replays a workload through placement.Plan with virtual
@@ -26,7 +28,9 @@ func simulateCommand() *cli.Command {
 		Name:  "simulate",
 		Usage: "replay a workload trace (SWF) or a generated GPU workload through the placer",
 		UsageText: "hpcd simulate --trace FILE.swf [--policy fcfs|easy|conservative] [--nodes N] [--from K] [--jobs M] [--json]\n" +
-			"hpcd simulate --gpu-workload [--seed S] [--jobs M] [--policy P] [--first-fit] [--json]",
+			"hpcd simulate --gpu-workload [--seed S] [--jobs M] [--policy P] [--ranking default|first-fit|best-fit] [--json]\n" +
+			"hpcd simulate --cluster NODES.hcl --workload JOBS.csv [--policy P] [--ranking R] [--json]\n" +
+			"any of them [--jobs-out FILE.csv]",
 		Description: "SWF conventions: jobs sorted by submit time; N single-CPU nodes (default: the header's MaxProcs,\n" +
 			"else MaxNodes, else the largest request); a job asks max(allocated, requested) nodes; its walltime is\n" +
 			"the requested time when known, else its run time; it runs min(run, walltime). Jobs with run <= 0 or\n" +
@@ -34,6 +38,9 @@ func simulateCommand() *cli.Command {
 			"window of the rest.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "trace", Usage: "Standard Workload Format `FILE` (.swf or .swf.gz)"},
+			&cli.StringFlag{Name: "cluster", Usage: "node-class `FILE` (HCL, as for virtual agents) the --workload runs on"},
+			&cli.StringFlag{Name: "workload", Usage: "workload CSV `FILE`: " + strings.Join(sim.WorkloadColumns, ",")},
+			&cli.StringFlag{Name: "jobs-out", Usage: "write one CSV row per job to `FILE`: " + strings.Join(sim.JobsColumns, ",")},
 			&cli.BoolFlag{Name: "gpu-workload", Usage: "replay a generated mixed GPU/CPU workload on a heterogeneous cluster instead of a trace"},
 			&cli.StringFlag{Name: "policy", Value: "easy", Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.IntFlag{Name: "depth", Usage: "conservative: reserve at most this many blocked jobs (0: all)"},
@@ -87,34 +94,69 @@ func runSimulate(c *cli.Context) error {
 			return usageErr("--%s must not be negative", f)
 		}
 	}
-	trace, gpu := c.String("trace"), c.Bool("gpu-workload")
+	trace, gpu, workload, cluster := c.String("trace"), c.Bool("gpu-workload"), c.String("workload"), c.String("cluster")
+	modes := 0
+	for _, on := range []bool{trace != "", gpu, workload != ""} {
+		if on {
+			modes++
+		}
+	}
 	switch {
-	case trace == "" && !gpu:
-		return usageErr("give --trace FILE.swf or --gpu-workload")
-	case trace != "" && gpu:
-		return usageErr("--trace and --gpu-workload exclude each other")
-	case gpu && (c.IsSet("nodes") || c.IsSet("from")):
+	case modes == 0:
+		return usageErr("give --trace FILE.swf, --gpu-workload, or --cluster NODES.hcl --workload JOBS.csv")
+	case modes > 1:
+		return usageErr("--trace, --gpu-workload and --workload exclude each other")
+	case (workload != "") != (cluster != ""):
+		return usageErr("--workload and --cluster go together: the jobs and the cluster they run on")
+	case trace == "" && (c.IsSet("nodes") || c.IsSet("from")):
 		return usageErr("--nodes and --from apply to --trace only")
+	case workload != "" && (c.IsSet("jobs") || c.IsSet("seed")):
+		return usageErr("--jobs and --seed do not apply to --workload")
 	}
 	w := c.App.Writer
-	if gpu {
-		o := sim.GPUWorkloadOptions{Seed: c.Uint64("seed"), Jobs: c.Int("jobs")}
-		r, err := sim.SimulateGPUWorkload(o, pol, nil)
-		if err != nil {
-			return cli.Exit("hpcd simulate: "+err.Error(), 1)
+	fail := func(err error) error { return cli.Exit("hpcd simulate: "+err.Error(), 1) }
+	if trace == "" {
+		var nodes []placement.Node
+		var jobs []sim.Job
+		var name string
+		if gpu {
+			o := sim.GPUWorkloadOptions{Seed: c.Uint64("seed"), Jobs: c.Int("jobs")}
+			nodes, jobs = sim.GenerateGPUWorkload(o)
+			name = fmt.Sprintf("gpu (seed %d)", o.Seed)
+		} else {
+			var err error
+			if nodes, err = readCluster(cluster); err != nil {
+				return fail(err)
+			}
+			wl, err := sim.ReadWorkloadFile(workload)
+			if err != nil {
+				return fail(err)
+			}
+			jobs, name = wl.Jobs, filepath.Base(workload)+" on "+filepath.Base(cluster)
 		}
+		out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+		if err != nil {
+			return fail(err)
+		}
+		if err := writeJobsOut(c.String("jobs-out"), out); err != nil {
+			return fail(err)
+		}
+		r := out.SummarizeGPU()
 		if c.Bool("json") {
 			return writeJSON(w, r)
 		}
 		return writeTable(w, [][2]string{
-			{"workload", fmt.Sprintf("gpu (seed %d)", o.Seed)},
+			{"workload", name},
 			{"policy", fmt.Sprintf("%s, ranking %s", c.String("policy"), ranking)},
 			{"jobs", fmt.Sprint(r.Jobs)},
 			{"avg wait", secs(r.AvgWait)},
 			{"max wait", secs(r.MaxWait)},
+			{"avg response", secs(r.AvgResponse)},
 			{"avg bounded slowdown", fmt.Sprintf("%.2f", r.AvgBoundedSlowdown)},
+			{"throughput", fmt.Sprintf("%.2f jobs/h", r.Throughput)},
 			{"GPU utilization", fmt.Sprintf("%.3f", r.GPUUtilization)},
 			{"CPU utilization", fmt.Sprintf("%.3f", r.Utilization)},
+			{"GPU fragmentation", fmt.Sprintf("%.2f GPUs (%.3f of free), over time: %s", r.FragMean, r.FragShare, fragCurve(r.FragCurve))},
 			{"multi-GPU jobs", fmt.Sprint(r.MultiGPUJobs)},
 			{"on best interconnect", fmt.Sprintf("%.3f", r.BestLinkShare)},
 			{"CPU jobs on GPU nodes", fmt.Sprintf("%.3f", r.CPUJobsOnGPUNodes)},
@@ -125,37 +167,94 @@ func runSimulate(c *cli.Context) error {
 	}
 	t, err := sim.ReadSWFFile(trace)
 	if err != nil {
-		return cli.Exit("hpcd simulate: "+err.Error(), 1)
+		return fail(err)
 	}
 	if t.ExtraLines > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "hpcd simulate: %s: %d job lines have more than 18 fields (up to %d); fields past the 18th are ignored\n",
 			filepath.Base(trace), t.ExtraLines, t.ExtraFields)
 	}
 	o := sim.SWFOptions{Policy: pol, Nodes: c.Int("nodes"), From: c.Int("from"), Jobs: c.Int("jobs")}
-	r, err := sim.SimulateSWF(t, o)
+	nodes, jobs, skipped, err := sim.SWFWorkload(t, o.Nodes, o.From, o.Jobs)
 	if err != nil {
-		return cli.Exit("hpcd simulate: "+err.Error(), 1)
+		return fail(err)
 	}
+	out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeJobsOut(c.String("jobs-out"), out); err != nil {
+		return fail(err)
+	}
+	r := out.Summarize(skipped)
 	if c.Bool("json") {
 		return writeJSON(w, r)
 	}
-	nodes := o.Nodes
-	if nodes == 0 {
-		nodes = sim.MachineSize(t)
-	}
 	return writeTable(w, [][2]string{
 		{"trace", filepath.Base(trace)},
-		{"window", fmt.Sprintf("jobs %d..%d, %d nodes", o.From, o.From+r.Jobs-1, nodes)},
+		{"window", fmt.Sprintf("jobs %d..%d, %d nodes", o.From, o.From+r.Jobs-1, len(nodes))},
 		{"policy", c.String("policy")},
 		{"jobs", fmt.Sprint(r.Jobs)},
 		{"skipped", fmt.Sprint(r.Skipped)},
 		{"avg wait", secs(r.AvgWait)},
 		{"max wait", secs(r.MaxWait)},
+		{"avg response", secs(r.AvgResponse)},
 		{"avg bounded slowdown", fmt.Sprintf("%.2f", r.AvgBoundedSlowdown)},
+		{"throughput", fmt.Sprintf("%.2f jobs/h", r.Throughput)},
 		{"utilization", fmt.Sprintf("%.3f", r.Utilization)},
 		{"makespan", secs(r.Makespan)},
 		{"wall", fmt.Sprintf("%.3f s", r.Wall)},
 	})
+}
+
+// writeJobsOut writes the per-job file when --jobs-out names one.
+func writeJobsOut(path string, out *sim.Outcome) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--jobs-out: %w", err)
+	}
+	if err := out.WriteJobs(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--jobs-out %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// readCluster expands a node-class file into the placer's nodes.
+func readCluster(path string) ([]placement.Node, error) {
+	f, err := nodeclass.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []placement.Node
+	for _, n := range f.Nodes() {
+		pn := placement.Node{Name: n.Name, CPUs: n.CPUs, Memory: n.Memory, Features: n.Features, Links: n.Links}
+		for _, g := range n.GPUs {
+			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
+		}
+		nodes = append(nodes, pn)
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("%s: no nodes", path)
+	}
+	return nodes, nil
+}
+
+// fragCurve prints the fragmentation curve as fragmented GPUs per span.
+func fragCurve(pts []sim.FragPoint) string {
+	if len(pts) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, p := range pts {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.1f", p.GPUs)
+	}
+	return b.String()
 }
 
 // waitsByGPUs prints "0: 12 s, 1: 40 s, ..." in GPU-count order.

@@ -67,7 +67,7 @@ func TestSimulateJSON(t *testing.T) {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			want := []string{"avg_bounded_slowdown", "avg_wait_s", "jobs", "makespan_s", "max_wait_s", "skipped", "utilization", "wall_s"}
+			want := []string{"avg_bounded_slowdown", "avg_response_s", "avg_wait_s", "jobs", "makespan_s", "max_wait_s", "skipped", "throughput_per_h", "utilization", "wall_s"}
 			if !slices.Equal(keys, want) {
 				t.Errorf("keys %v, want %v", keys, want)
 			}
@@ -171,5 +171,79 @@ func TestSimulateWideSWF(t *testing.T) {
 	}
 	if dropWall(body) != dropWall(want) {
 		t.Errorf("wide trace replays differently:\n%s\nwant\n%s", body, want)
+	}
+}
+
+// TestSimulateWorkloadOnCluster replays a CSV workload on a node-class
+// cluster and checks the jobs file row by row: sharers of one GPU, a
+// whole-GPU job beside them, a model constraint, a CPU job.
+func TestSimulateWorkloadOnCluster(t *testing.T) {
+	dir := t.TempDir()
+	cluster := filepath.Join(dir, "nodes.hcl")
+	os.WriteFile(cluster, []byte(`class "gpu" {
+  count  = 1
+  cpus   = 8
+  memory = "64GiB"
+  gpu {
+    model  = "NVIDIA A100"
+    memory = "40GiB"
+    count  = 2
+  }
+}
+class "cpu" {
+  count  = 1
+  cpus   = 4
+  memory = "16GiB"
+}
+`), 0o644)
+	workload := filepath.Join(dir, "jobs.csv")
+	os.WriteFile(workload, []byte("id,submit_s,run_s,walltime_s,nodes,cpus,memory_mib,gpus,gpu_share,gpu_model,priority,user,account\n"+
+		"1,0,100,,,1,1024,1,0.5,,,alice,a\n"+
+		"2,0,100,200,,1,1024,1,0.5,A100|V100,,bob,b\n"+
+		"3,0,50,,,2,,1,,,,carol,c\n"+
+		"4,10,30,60,1,4,2048,,,,500,dave,d\n"+
+		"5,20,10,,,1,,2,,,,erin,e\n"), 0o644)
+	jobsOut := filepath.Join(dir, "out.csv")
+	out, err := runHPCD(t, "--cluster", cluster, "--workload", workload, "--jobs-out", jobsOut, "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, k := range []string{"avg_response_s", "throughput_per_h", "gpu_utilization", "utilization", "frag_mean_gpus", "frag_curve"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("no %q in %s", k, out)
+		}
+	}
+	got, err := os.ReadFile(jobsOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Jobs 1 and 2 share GPU 0 (0.5 each), job 3 takes GPU 1 whole, job
+	// 4 (CPU) goes to the CPU node, job 5 (2 GPUs) waits until 1, 2 and 3
+	// are done at 100 s.
+	want := "id,submit_s,start_s,end_s,node_count,nodes,gpus\n" +
+		"1,0,0,100,1,gpu-0001,gpu-0001:0*0.5\n" +
+		"2,0,0,100,1,gpu-0001,gpu-0001:0*0.5\n" +
+		"3,0,0,50,1,gpu-0001,gpu-0001:1\n" +
+		"4,10,10,40,1,cpu-0001,\n" +
+		"5,20,100,110,1,gpu-0001,gpu-0001:0+1\n"
+	if string(got) != want {
+		t.Errorf("jobs file:\n%s\nwant\n%s", got, want)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--workload", workload}, "--workload and --cluster go together"},
+		{[]string{"--cluster", cluster, "--workload", workload, "--trace", "x.swf"}, "exclude each other"},
+		{[]string{"--cluster", filepath.Join(dir, "none.hcl"), "--workload", workload}, "none.hcl"},
+	} {
+		out, err := runHPCD(t, c.args...)
+		if err == nil || !strings.Contains(err.Error()+out, c.want) {
+			t.Errorf("%v: err %v out %q, want %q", c.args, err, out, c.want)
+		}
 	}
 }

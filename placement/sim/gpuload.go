@@ -192,6 +192,8 @@ type GPUResult struct {
 	Jobs               int     `json:"jobs"`
 	AvgWait            float64 `json:"avg_wait_s"`
 	MaxWait            float64 `json:"max_wait_s"`
+	AvgResponse        float64 `json:"avg_response_s"`
+	Throughput         float64 `json:"throughput_per_h"`
 	AvgBoundedSlowdown float64 `json:"avg_bounded_slowdown"`
 	// GPUUtilization is GPU-seconds used over GPUs · makespan.
 	GPUUtilization float64 `json:"gpu_utilization"`
@@ -210,7 +212,14 @@ type GPUResult struct {
 	// AvgWaitByGPUs is the average wait of the jobs asking for that many
 	// GPUs per node ("0" for CPU-only jobs), to see who pays for a policy.
 	AvgWaitByGPUs map[string]float64 `json:"avg_wait_by_gpus_s"`
-	Wall          float64            `json:"wall_s"`
+	// FragMean is the time-weighted mean over the makespan of the GPUs
+	// no request shape of the workload could use where they were free
+	// (frag.go), FragShare the same as a share of the free GPUs, and
+	// FragCurve its course in 20 equal spans of the makespan.
+	FragMean  float64     `json:"frag_mean_gpus"`
+	FragShare float64     `json:"frag_mean_share"`
+	FragCurve []FragPoint `json:"frag_curve"`
+	Wall      float64     `json:"wall_s"`
 }
 
 // SimulateGPUWorkload generates the workload of o and replays it under
@@ -233,6 +242,7 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 	r := GPUResult{
 		Jobs: base.Jobs, AvgWait: base.AvgWait, MaxWait: base.MaxWait,
 		AvgBoundedSlowdown: base.AvgBoundedSlowdown, Utilization: base.Utilization,
+		AvgResponse: base.AvgResponse, Throughput: base.Throughput,
 		Makespan: base.Makespan, Wall: base.Wall,
 	}
 	byName := make(map[string]*placement.Node, len(o.Nodes))
@@ -252,7 +262,7 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 	onBest := 0
 	for i, j := range o.Jobs {
 		n := j.PerNode.GPU.Count
-		gpuSec += j.Run.Seconds() * float64(n*max(j.Nodes, 1))
+		gpuSec += j.Run.Seconds() * float64(n*max(j.Nodes, 1)) * float64(gpuUse(j.PerNode.GPU.Share)) / 100
 		waitSum[n] += o.Placed[i].Start.Sub(j.Submit).Seconds()
 		waitN[n]++
 		if n == 0 {
@@ -293,6 +303,14 @@ func (o *Outcome) SummarizeGPU() GPUResult {
 	}
 	if cpuJobs > 0 {
 		r.CPUJobsOnGPUNodes = float64(cpuOnGPU) / float64(cpuJobs)
+	}
+	if len(o.Jobs) > 0 {
+		t0 := since(o.Jobs[0].Submit)
+		for _, j := range o.Jobs {
+			t0 = min(t0, since(j.Submit))
+		}
+		r.FragMean, r.FragShare = fragMean(o.Frag, t0, t0+r.Makespan)
+		r.FragCurve = fragCurve(o.Frag, t0, t0+r.Makespan, 20)
 	}
 	r.AvgWaitByGPUs = make(map[string]float64, len(waitN))
 	for n, c := range waitN {

@@ -49,6 +49,9 @@ type Outcome struct {
 	Placed    []Placement
 	PlanCalls int
 	Wall      time.Duration
+	// Frag is the GPU fragmentation after every pass that changed it
+	// (frag.go); empty on clusters without GPUs.
+	Frag []FragPoint
 }
 
 // Replay runs jobs on nodes to completion. At each instant where something
@@ -83,6 +86,23 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 	out := &Outcome{Nodes: nodes, Jobs: jobs, Placed: make([]Placement, len(jobs))}
 	snap := placement.Snapshot{Nodes: nodes}
 	var ends endHeap
+	shapes := workloadShapes(jobs)
+	hasGPUs := slices.ContainsFunc(nodes, func(n placement.Node) bool { return len(n.GPUs) > 0 })
+	recordFrag := func(now time.Time) {
+		if !hasGPUs {
+			return
+		}
+		f, free := st.fragmentation(shapes)
+		p := FragPoint{T: since(now), GPUs: f, Free: free}
+		if free > 0 {
+			p.Share = f / free
+		}
+		if k := len(out.Frag); k > 0 && out.Frag[k-1].T == p.T {
+			out.Frag[k-1] = p
+		} else if k == 0 || out.Frag[k-1].GPUs != p.GPUs || out.Frag[k-1].Free != p.Free {
+			out.Frag = append(out.Frag, p)
+		}
+	}
 	runPos := make([]int, len(jobs)) // index of a running job in snap.Running
 	next := 0
 	var now time.Time
@@ -118,11 +138,13 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 			next++
 		}
 		if len(snap.Pending) == 0 {
+			recordFrag(now)
 			continue
 		}
 		dec := plan(snap, now, pol)
 		out.PlanCalls++
 		if len(dec.Starts) == 0 {
+			recordFrag(now)
 			continue
 		}
 		for _, s := range dec.Starts {
@@ -146,6 +168,7 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 		}
 		clear(snap.Pending[len(kept):])
 		snap.Pending = kept
+		recordFrag(now)
 	}
 	if len(snap.Pending) > 0 {
 		dec := plan(snap, now, pol)
@@ -196,7 +219,8 @@ type state struct {
 	nodes   []placement.Node
 	cpuUsed [][]bool       // per node, by CPU id
 	memFree []int64        // per node
-	gpuUsed []map[int]bool // per node, by GPU id
+	cpuFree []int          // per node
+	gpuUsed []map[int]int  // per node, by GPU id: hundredths held (100: whole)
 	pending []bool         // by job position: arrived and not started
 }
 
@@ -207,7 +231,8 @@ func newState(nodes []placement.Node, jobs []Job) (*state, error) {
 		node:    make(map[string]int, len(nodes)),
 		cpuUsed: make([][]bool, len(nodes)),
 		memFree: make([]int64, len(nodes)),
-		gpuUsed: make([]map[int]bool, len(nodes)),
+		cpuFree: make([]int, len(nodes)),
+		gpuUsed: make([]map[int]int, len(nodes)),
 		pending: make([]bool, len(jobs)),
 	}
 	for i, n := range nodes {
@@ -221,7 +246,8 @@ func newState(nodes []placement.Node, jobs []Job) (*state, error) {
 		}
 		st.cpuUsed[i] = make([]bool, maxID+1)
 		st.memFree[i] = n.Memory
-		st.gpuUsed[i] = make(map[int]bool, len(n.GPUs))
+		st.cpuFree[i] = max(n.CPUs, len(n.CPUIDs))
+		st.gpuUsed[i] = make(map[int]int, len(n.GPUs))
 	}
 	for i, j := range jobs {
 		if _, dup := st.index[j.ID]; dup {
@@ -266,8 +292,12 @@ func (st *state) take(s placement.Start, now time.Time) (int, error) {
 				return 0, fmt.Errorf("sim: t=%.0fs: job %d on %s: CPU %d missing or in use", at, j.ID, a.Node, c)
 			}
 		}
+		use := gpuUse(a.GPUShare)
+		if want := gpuUse(j.PerNode.GPU.Share); len(a.GPUs) > 0 && use != want && j.PerNode.GPU.Count == 1 {
+			return 0, fmt.Errorf("sim: t=%.0fs: job %d on %s got a share of %v, asked %v", at, j.ID, a.Node, a.GPUShare, j.PerNode.GPU.Share)
+		}
 		for _, g := range a.GPUs {
-			if st.gpuUsed[n][g] || !hasGPU(st.nodes[n], g) {
+			if st.gpuUsed[n][g]+use > 100 || use == 100 && st.gpuUsed[n][g] > 0 || !hasGPU(st.nodes[n], g) {
 				return 0, fmt.Errorf("sim: t=%.0fs: job %d on %s: GPU %d missing or in use", at, j.ID, a.Node, g)
 			}
 		}
@@ -280,15 +310,25 @@ func (st *state) take(s placement.Start, now time.Time) (int, error) {
 			st.cpuUsed[n][c] = true
 		}
 		for _, g := range a.GPUs {
-			if st.gpuUsed[n][g] {
+			if st.gpuUsed[n][g]+use > 100 {
 				return 0, fmt.Errorf("sim: t=%.0fs: job %d on %s: GPU %d given twice", at, j.ID, a.Node, g)
 			}
-			st.gpuUsed[n][g] = true
+			st.gpuUsed[n][g] += use
 		}
 		st.memFree[n] -= a.Memory
+		st.cpuFree[n] -= len(a.CPUs)
 	}
 	st.pending[i] = false
 	return i, nil
+}
+
+// gpuUse is what an allocation holds of each of its GPUs, in hundredths:
+// its share, or 100 for whole GPUs (share 0).
+func gpuUse(share float64) int {
+	if share <= 0 || share >= 1 {
+		return 100
+	}
+	return int(share*100 + 0.5)
 }
 
 func hasGPU(n placement.Node, id int) bool {
@@ -307,9 +347,12 @@ func (st *state) release(allocs []placement.NodeAlloc) {
 			st.cpuUsed[n][c] = false
 		}
 		for _, g := range a.GPUs {
-			delete(st.gpuUsed[n], g)
+			if st.gpuUsed[n][g] -= gpuUse(a.GPUShare); st.gpuUsed[n][g] <= 0 {
+				delete(st.gpuUsed[n], g)
+			}
 		}
 		st.memFree[n] += a.Memory
+		st.cpuFree[n] += len(a.CPUs)
 	}
 }
 
@@ -320,6 +363,10 @@ type Result struct {
 	Skipped int     `json:"skipped"`
 	AvgWait float64 `json:"avg_wait_s"`
 	MaxWait float64 `json:"max_wait_s"`
+	// AvgResponse is the mean of wait + run.
+	AvgResponse float64 `json:"avg_response_s"`
+	// Throughput is jobs per hour of makespan.
+	Throughput float64 `json:"throughput_per_h"`
 	// AvgBoundedSlowdown is the mean of max(1, (wait+run)/max(run, 10s)).
 	AvgBoundedSlowdown float64 `json:"avg_bounded_slowdown"`
 	// Utilization is CPU-seconds used over CPU-seconds offered during the
@@ -349,11 +396,12 @@ func (o *Outcome) Summarize(skipped int) Result {
 		return r
 	}
 	first, last := o.Jobs[0].Submit, o.Placed[0].End
-	var sumWait, sumBSLD, cpuSec float64
+	var sumWait, sumBSLD, cpuSec, sumResp float64
 	for i, j := range o.Jobs {
 		p := o.Placed[i]
 		wait := p.Start.Sub(j.Submit)
 		sumWait += wait.Seconds()
+		sumResp += (wait + j.Run).Seconds()
 		r.MaxWait = max(r.MaxWait, wait.Seconds())
 		sumBSLD += BoundedSlowdown(wait, j.Run)
 		cpuSec += j.Run.Seconds() * float64(max(j.Nodes, 1)*j.PerNode.CPUs)
@@ -366,8 +414,12 @@ func (o *Outcome) Summarize(skipped int) Result {
 	}
 	n := float64(len(o.Jobs))
 	r.AvgWait = sumWait / n
+	r.AvgResponse = sumResp / n
 	r.AvgBoundedSlowdown = sumBSLD / n
 	r.Makespan = last.Sub(first).Seconds()
+	if r.Makespan > 0 {
+		r.Throughput = n / (r.Makespan / 3600)
+	}
 	var cpus float64
 	for _, nd := range o.Nodes {
 		cpus += float64(nd.CPUs)
