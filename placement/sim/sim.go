@@ -217,11 +217,11 @@ type state struct {
 	index   map[uint64]int // job id -> position in jobs
 	node    map[string]int // node name -> position in nodes
 	nodes   []placement.Node
-	cpuUsed [][]bool       // per node, by CPU id
-	memFree []int64        // per node
-	cpuFree []int          // per node
-	gpuUsed []map[int]int  // per node, by GPU id: hundredths held (100: whole)
-	pending []bool         // by job position: arrived and not started
+	cpuUsed [][]bool      // per node, by CPU id
+	memFree []int64       // per node
+	cpuFree []int         // per node
+	gpuUsed []map[int]int // per node, by GPU id: hundredths held (100: whole)
+	pending []bool        // by job position: arrived and not started
 }
 
 func newState(nodes []placement.Node, jobs []Job) (*state, error) {
