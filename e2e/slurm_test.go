@@ -303,6 +303,25 @@ func TestCancelLikeSlurm(t *testing.T) {
 	if !strings.Contains(c.readOutput(stubborn), "ignoring TERM") {
 		t.Errorf("no SIGTERM before the kill: %q", c.readOutput(stubborn))
 	}
+
+	// A job may choose what a cancel sends first.
+	own := c.submit(c.writeJob("own.hcl", `job "own" {
+  walltime      = "5m"
+  cancel_signal = "SIGUSR2"
+  task {
+    script = <<-EOT
+      trap 'echo got USR2; exit 7' USR2
+      echo ready
+      while true; do sleep 0.2; done
+    EOT
+  }
+}`))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(c.readOutput(own), "ready") })
+	c.must("cancel", fmt.Sprint(own))
+	c.waitState(own, 30*time.Second, api.StateCancelled)
+	if !strings.Contains(c.readOutput(own), "got USR2") {
+		t.Errorf("cancel_signal was not sent: %q", c.readOutput(own))
+	}
 }
 
 func TestQueueShowsEveryoneDetailsStayPrivate(t *testing.T) {

@@ -249,3 +249,17 @@ func (d *decoder) indices(a *hcl.Attribute) ([]int, bool) {
 	}
 	return idx, true
 }
+
+// cancelSignal decodes cancel_signal: what a cancel sends before SIGKILL.
+func (d *decoder) cancelSignal(a *hcl.Attribute) string {
+	s, ok := d.str(a, "cancel_signal")
+	if !ok {
+		return ""
+	}
+	sig, err := normaliseSignal(s)
+	if err != nil {
+		d.errorf(a.Expr.Range(), "Invalid value for cancel_signal", "cancel_signal %q: use a signal the job can handle, such as SIGTERM (the default), SIGINT or SIGUSR1; SIGKILL follows it after the grace time anyway.", truncate(s))
+		return ""
+	}
+	return sig
+}

@@ -44,7 +44,7 @@ var jobSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "account"}, {Name: "priority"}, {Name: "walltime"}, {Name: "nodes"},
 		{Name: "features"}, {Name: "requeue"}, {Name: "output"}, {Name: "error"},
-		{Name: "depends_on"},
+		{Name: "depends_on"}, {Name: "cancel_signal"},
 		{Name: "preemptible"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -138,6 +138,9 @@ func decodeJob(block *hcl.Block, ctx *hcl.EvalContext, filename string, opt Opti
 	}
 	if a := attrs["depends_on"]; a != nil {
 		spec.DependsOn = d.dependsOn(a)
+	}
+	if a := attrs["cancel_signal"]; a != nil {
+		spec.CancelSignal = d.cancelSignal(a)
 	}
 
 	if b := blocks["resources"]; b != nil {

@@ -123,7 +123,8 @@ func TestIndicesAndDependencies(t *testing.T) {
 		}
 	}
 	src := `job "j" {
-  depends_on = ["42", "afterany:prep:43_7"]
+  depends_on    = ["42", "afterany:prep:43_7"]
+  cancel_signal = "int"
   task { command = "/bin/true" }
   array {
     indices     = "1-99:2"
@@ -139,10 +140,13 @@ func TestIndicesAndDependencies(t *testing.T) {
 		t.Errorf("array = %+v", s.Array)
 	}
 	want := []Dependency{{DepAfterOK, "42"}, {DepAfterAny, "prep"}, {DepAfterAny, "43_7"}}
+	if s.CancelSignal != "SIGINT" {
+		t.Errorf("cancel_signal = %q", s.CancelSignal)
+	}
 	if !reflect.DeepEqual(s.DependsOn, want) {
 		t.Errorf("depends_on = %v, want %v", s.DependsOn, want)
 	}
-	for _, bad := range []string{`depends_on = ["beforeok:1"]`, `depends_on = ["a b"]`} {
+	for _, bad := range []string{`depends_on = ["beforeok:1"]`, `depends_on = ["a b"]`, `cancel_signal = "KILL"`, `cancel_signal = "SIGFOO"`} {
 		src := "job \"j\" {\n  " + bad + "\n  task { command = \"/bin/true\" }\n}\n"
 		if _, err := Parse("j.hcl", []byte(src), nil); err == nil || !strings.Contains(err.Error(), "j.hcl:2:") {
 			t.Errorf("%s: got %v", bad, err)

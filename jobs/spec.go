@@ -19,6 +19,9 @@ type Spec struct {
 	Checkpoint *Checkpoint // nil if no block
 	Array      *Array      // nil if no block
 	DependsOn  []Dependency
+	// CancelSignal is sent first when the job is cancelled (default
+	// SIGTERM); SIGKILL follows after the cluster's grace time.
+	CancelSignal string
 
 	// Preemptible: a pending job of higher priority may take this job's
 	// resources; it is warned, checkpointed and requeued, never just killed.

@@ -341,21 +341,26 @@ func jobLabel(j *job) string {
 	return fmt.Sprint(j.ID)
 }
 
-// terminate ends a running job as Slurm does: SIGTERM to its processes,
-// then after the grace time SIGKILL to all of them (the agent's Cancel).
+// terminate ends a running job as Slurm does: SIGTERM (or the job's
+// cancel_signal) to its processes, then after the grace time SIGKILL to
+// all of them (the agent's Cancel).
 // Agents that cannot signal are cancelled at once.
 func (s *Server) terminate(id uint64, reason string) {
 	s.mu.Lock()
 	var agents []Agent
+	sig := "SIGTERM"
 	if j := s.jobs[id]; j != nil {
 		agents = s.agentsOfLocked(j)
+		if j.CancelSignal != "" {
+			sig = j.CancelSignal
+		}
 	}
 	s.mu.Unlock()
 	grace := s.cfg.CancelGrace
 	gentle := false
 	for _, a := range agents {
 		if sg, ok := a.(signaler); ok && grace > 0 {
-			if err := sg.Signal(id, "SIGTERM"); err == nil {
+			if err := sg.Signal(id, sig); err == nil {
 				gentle = true
 				continue
 			}

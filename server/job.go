@@ -48,12 +48,14 @@ type job struct {
 	ArrayMaxRunning int    `json:"array_max_running,omitempty"`
 	ArrayTaskCount  int    `json:"array_task_count,omitempty"`
 	// Deps are the jobs this one waits for (deps.go).
-	Deps        []jobDep      `json:"deps,omitempty"`
-	SubmitDir   string        `json:"submit_dir,omitempty"`
-	MaxRestarts int           `json:"max_restarts,omitempty"`
-	WarnSignal  string        `json:"warn_signal,omitempty"`
-	WarnBefore  time.Duration `json:"warn_before,omitempty"`
-	Umask       uint32        `json:"umask"`
+	Deps      []jobDep `json:"deps,omitempty"`
+	SubmitDir string   `json:"submit_dir,omitempty"`
+	// CancelSignal is what a cancel sends before SIGKILL ("" = SIGTERM).
+	CancelSignal string        `json:"cancel_signal,omitempty"`
+	MaxRestarts  int           `json:"max_restarts,omitempty"`
+	WarnSignal   string        `json:"warn_signal,omitempty"`
+	WarnBefore   time.Duration `json:"warn_before,omitempty"`
+	Umask        uint32        `json:"umask"`
 	// CheckpointDir is where a job with a checkpoint block saves its state;
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`

@@ -241,6 +241,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		j.ArrayTaskCount = spec.Array.Count
 	}
 	j.SubmitDir = req.Cwd
+	j.CancelSignal = spec.CancelSignal
 	return j, nil
 }
 

@@ -33,6 +33,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.DurationFlag{Name: "default-walltime", Value: time.Hour, Usage: "walltime of jobs whose file gives none"},
 			&cli.DurationFlag{Name: "down-timeout", Value: 30 * time.Second, Usage: "a node whose agent has not been heard from this long is DOWN"},
+			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
@@ -42,6 +43,7 @@ func serverCommand() *cli.Command {
 				policy:      placement.Backfill(c.String("policy")),
 				walltime:    c.Duration("default-walltime"),
 				downTimeout: c.Duration("down-timeout"),
+				killWait:    c.Duration("kill-wait"),
 				logLevel:    c.String("log-level"),
 			})
 		},
@@ -53,6 +55,7 @@ type serverOptions struct {
 	listen                []string
 	policy                placement.Backfill
 	walltime, downTimeout time.Duration
+	killWait              time.Duration
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -99,6 +102,9 @@ func runServer(parent context.Context, o serverOptions) error {
 	default:
 		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
 	}
+	if o.killWait < 0 || o.killWait > time.Hour {
+		return cli.Exit(fmt.Sprintf("hpcd server: --kill-wait %s: use 0 to 1h", o.killWait), 2)
+	}
 	if o.downTimeout < 300*time.Millisecond {
 		return cli.Exit(fmt.Sprintf("hpcd server: --down-timeout %s is too short (at least 300ms)", o.downTimeout), 2)
 	}
@@ -131,6 +137,7 @@ func runServer(parent context.Context, o serverOptions) error {
 		AllowRoot:       true,
 		AdminUIDs:       []uint32{uint32(os.Getuid())},
 		DownTimeout:     o.downTimeout,
+		CancelGrace:     o.killWait,
 	}, st, log)
 	if err != nil {
 		return err

@@ -80,6 +80,7 @@ func newApp(e *env) *cli.App {
 			priorityCommand(e),
 			nodesCommand(e),
 			nodeCommand(e),
+			completionCommand(e),
 		},
 		Writer:                    e.stdout,
 		ErrWriter:                 e.stderr,
