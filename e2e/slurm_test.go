@@ -230,6 +230,12 @@ func TestArraysAsOneJob(t *testing.T) {
 	for _, id := range ids {
 		c.waitState(id, 30*time.Second, api.StateCancelled)
 	}
+	// Ended elements leave the live set for the archive; the array is
+	// still shown whole.
+	waitFor(t, 20*time.Second, func() bool {
+		out, _, _ := c.hpcsub("show", fmt.Sprint(a))
+		return strings.Contains(out, "7 elements") && strings.Contains(out, "7 CANCELLED")
+	})
 	// Many ids, and all of a user's pending jobs, in one request each.
 	var many []string
 	for i := 0; i < 3; i++ {

@@ -419,3 +419,36 @@ func (s *Server) waitAllTerminal(ctx context.Context, ids []uint64, d time.Durat
 		s.waitTerminal(ctx, id, left)
 	}
 }
+
+// arrayView lists every element of array arrayID, live or archived, in
+// index order; another user's elements show their public part only.
+func (s *Server) arrayView(arrayID uint64, c Caller) []api.Job {
+	s.mu.Lock()
+	n := s.arrayCountLocked(arrayID)
+	out := make([]api.Job, 0, n)
+	var ended []uint64
+	for id := arrayID; id < arrayID+uint64(n); id++ {
+		if j, ok := s.jobs[id]; ok && j.ArrayJobID == arrayID {
+			aj := j.apiJob()
+			aj.History = nil
+			out = append(out, aj)
+		} else if !ok {
+			ended = append(ended, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ended {
+		if aj, ok, err := s.archivedJob(id); err == nil && ok && aj.ArrayJobID == arrayID {
+			aj.History = nil
+			out = append(out, aj)
+		}
+	}
+	admin := s.isAdmin(c.UID)
+	for i := range out {
+		if uint32(out[i].UID) != c.UID && !admin {
+			out[i] = redact(out[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b api.Job) int { return cmpUint(a.ID, b.ID) })
+	return out
+}

@@ -176,6 +176,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, refuse(http.StatusForbidden, "%v", err))
 		return
 	}
+	if wantArray != 0 {
+		writeJSON(w, http.StatusOK, s.arrayView(wantArray, c))
+		return
+	}
 	states := map[api.JobState]bool{}
 	for _, st := range strings.Split(q.Get("state"), ",") {
 		if st = strings.ToUpper(strings.TrimSpace(st)); st != "" {

@@ -295,7 +295,7 @@ func progressLine(j api.Job) string {
 	switch {
 	case j.State == api.StateRunning && len(j.Nodes) > 0:
 		line += " on " + strings.Join(j.Nodes, ",")
-	case j.Reason != "":
+	case j.Reason != "" && j.Reason != "submitted":
 		line += ": " + j.Reason
 	}
 	return line
