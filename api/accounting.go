@@ -1,6 +1,12 @@
 package api
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Run is the accounting record of one run of a job: every start that
 // ended (completed, failed, was requeued or lost its node) gets one, so a
@@ -46,13 +52,77 @@ func TotalUsage(runs []Run) Usage {
 	return u
 }
 
-// History answers GET /v1/history: ended jobs, newest end first, and the
-// cursor of the next page when there is one.
+// History answers GET /v1/history: ended jobs in end-time order, and the
+// cursor of the next page when there is one. Jobs holds whole records;
+// with ?brief=1, TSV holds one tab-separated line per job instead (see
+// HistoryColumns and ParseHistoryTSV), which costs far less to make and
+// to read for long listings.
 type History struct {
-	Jobs []Job `json:"jobs"`
+	Jobs []Job  `json:"jobs,omitempty"`
+	TSV  string `json:"tsv,omitempty"`
 	// Next is the cursor to pass as ?after= for the next page; empty when
 	// this page is the last.
 	Next string `json:"next,omitempty"`
+}
+
+// HistoryRow is one ended job as a line of `hpcsub history`, read from
+// the archive's index alone.
+type HistoryRow struct {
+	ID             uint64    `json:"id"`
+	User           string    `json:"user"`
+	Account        string    `json:"account"`
+	EndTime        time.Time `json:"end_time"`
+	State          JobState  `json:"state"`
+	Name           string    `json:"name,omitempty"`
+	ExitCode       *int      `json:"exit_code,omitempty"`
+	Signal         string    `json:"signal,omitempty"`
+	Runs           int       `json:"runs"`
+	ElapsedSeconds float64   `json:"elapsed_s"` // over all runs
+	CPUSeconds     float64   `json:"cpu_s"`
+	PeakMemory     int64     `json:"peak_memory"`
+	GPUSeconds     float64   `json:"gpu_s"`
+	AllocCPUSecs   float64   `json:"alloc_cpu_s"` // CPUs held times elapsed
+}
+
+// HistoryColumns is the first line of History.TSV: the fields of every
+// following line, in order. end_unix_ns is the end time in Unix
+// nanoseconds; exit is empty when the job has no exit code.
+const HistoryColumns = "#id\tuser\taccount\tend_unix_ns\tstate\tname\texit\tsignal\truns\telapsed_s\tcpu_s\tpeak_memory\tgpu_s\talloc_cpu_s"
+
+// ParseHistoryTSV reads History.TSV into rows.
+func ParseHistoryTSV(tsv string) ([]HistoryRow, error) {
+	header, rest, _ := strings.Cut(tsv, "\n")
+	if header != HistoryColumns {
+		return nil, fmt.Errorf("history lines have columns %q, want %q", header, HistoryColumns)
+	}
+	rows := make([]HistoryRow, 0, strings.Count(rest, "\n"))
+	for line := range strings.Lines(rest) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		if len(f) != 14 {
+			return nil, fmt.Errorf("history line %q has %d fields, want 14", line, len(f))
+		}
+		r := HistoryRow{User: f[1], Account: f[2], State: JobState(f[4]), Name: f[5], Signal: f[7]}
+		var errs [10]error
+		r.ID, errs[0] = strconv.ParseUint(f[0], 10, 64)
+		var end int64
+		end, errs[1] = strconv.ParseInt(f[3], 10, 64)
+		r.EndTime = time.Unix(0, end)
+		if f[6] != "" {
+			x, err := strconv.Atoi(f[6])
+			r.ExitCode, errs[2] = &x, err
+		}
+		r.Runs, errs[3] = strconv.Atoi(f[8])
+		r.ElapsedSeconds, errs[4] = strconv.ParseFloat(f[9], 64)
+		r.CPUSeconds, errs[5] = strconv.ParseFloat(f[10], 64)
+		r.PeakMemory, errs[6] = strconv.ParseInt(f[11], 10, 64)
+		r.GPUSeconds, errs[7] = strconv.ParseFloat(f[12], 64)
+		r.AllocCPUSecs, errs[8] = strconv.ParseFloat(f[13], 64)
+		if err := errors.Join(errs[:]...); err != nil {
+			return nil, fmt.Errorf("history line %q: %w", line, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // UsageRow is one line of GET /v1/usage: what a user or an account

@@ -26,6 +26,7 @@ type HistoryQuery struct {
 	Since, Until  time.Time // zero Since: the server's default (a day ago)
 	After         string    // cursor from the previous page
 	Limit         int       // 0: the server's default page size
+	Brief         bool      // rows (HistoryRow) instead of whole jobs
 }
 
 func (q HistoryQuery) values() url.Values {
@@ -51,6 +52,9 @@ func (q HistoryQuery) values() url.Values {
 		v.Set("until", q.Until.Format(time.RFC3339Nano))
 	}
 	set("after", q.After)
+	if q.Brief {
+		v.Set("brief", "1")
+	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
@@ -23,21 +27,85 @@ const (
 )
 
 // archiveSummary is what the end-time index keeps of an archived job:
-// enough for history filters and usage sums without reading the record.
+// enough for history filters, history's table and usage sums without
+// reading the record. It is stored as the tail of a brief history line
+// (api.HistoryColumns from "state" on), so a listing copies it as it is.
 type archiveSummary struct {
-	State api.JobState `json:"s"`
-	Runs  int          `json:"r,omitempty"`
-	CPU   float64      `json:"c,omitempty"` // CPU-seconds used
-	Alloc float64      `json:"a,omitempty"` // CPU-seconds allocated (CPUs held times elapsed)
-	GPU   float64      `json:"g,omitempty"` // GPU-seconds
+	State   api.JobState
+	Name    string
+	Exit    *int
+	Signal  string
+	Runs    int
+	Elapsed float64 // seconds, over all runs
+	CPU     float64 // CPU-seconds used
+	PeakMem int64
+	GPU     float64 // GPU-seconds
+	Alloc   float64 // CPU-seconds allocated (CPUs held times elapsed)
 }
 
-func summarize(runs []api.Run, state api.JobState) archiveSummary {
-	sum := archiveSummary{State: state, Runs: len(runs)}
-	for _, r := range runs {
+// tsvField makes s safe as one tab-separated field.
+func tsvField(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// encode writes the summary as tab-separated fields.
+func (sum archiveSummary) encode() []byte {
+	b := make([]byte, 0, 96)
+	b = append(append(b, sum.State...), '\t')
+	b = append(append(b, tsvField(sum.Name)...), '\t')
+	if sum.Exit != nil {
+		b = strconv.AppendInt(b, int64(*sum.Exit), 10)
+	}
+	b = append(b, '\t')
+	b = append(append(b, tsvField(sum.Signal)...), '\t')
+	b = append(strconv.AppendInt(b, int64(sum.Runs), 10), '\t')
+	b = append(strconv.AppendFloat(b, sum.Elapsed, 'g', -1, 64), '\t')
+	b = append(strconv.AppendFloat(b, sum.CPU, 'g', -1, 64), '\t')
+	b = append(strconv.AppendInt(b, sum.PeakMem, 10), '\t')
+	b = append(strconv.AppendFloat(b, sum.GPU, 'g', -1, 64), '\t')
+	return strconv.AppendFloat(b, sum.Alloc, 'g', -1, 64)
+}
+
+// summaryState is the state field of an encoded summary.
+func summaryState(b []byte) api.JobState {
+	st, _, _ := bytes.Cut(b, []byte{'\t'})
+	return api.JobState(st)
+}
+
+// decodeSummary reads what encode wrote.
+func decodeSummary(b []byte) (archiveSummary, error) {
+	f := strings.Split(string(b), "\t")
+	if len(f) != 10 {
+		return archiveSummary{}, fmt.Errorf("summary has %d fields, want 10", len(f))
+	}
+	sum := archiveSummary{State: api.JobState(f[0]), Name: f[1], Signal: f[3]}
+	var errs [8]error
+	if f[2] != "" {
+		x, err := strconv.Atoi(f[2])
+		sum.Exit, errs[0] = &x, err
+	}
+	sum.Runs, errs[1] = strconv.Atoi(f[4])
+	sum.Elapsed, errs[2] = strconv.ParseFloat(f[5], 64)
+	sum.CPU, errs[3] = strconv.ParseFloat(f[6], 64)
+	sum.PeakMem, errs[4] = strconv.ParseInt(f[7], 10, 64)
+	sum.GPU, errs[5] = strconv.ParseFloat(f[8], 64)
+	sum.Alloc, errs[6] = strconv.ParseFloat(f[9], 64)
+	return sum, errors.Join(errs[:]...)
+}
+
+func summarize(j *job) archiveSummary {
+	sum := archiveSummary{State: j.State, Name: j.Name, Exit: j.ExitCode, Signal: j.Signal, Runs: len(j.Runs)}
+	for _, r := range j.Runs {
+		sum.Elapsed += r.Usage.ElapsedSeconds
 		sum.CPU += r.Usage.CPUSeconds
 		sum.Alloc += float64(r.CPUs) * r.Usage.ElapsedSeconds
 		sum.GPU += r.Usage.GPUSeconds
+		sum.PeakMem = max(sum.PeakMem, r.Usage.PeakMemory)
 	}
 	return sum
 }
@@ -83,9 +151,8 @@ func (s *Server) archiveEnded(now time.Time) {
 				encErr = fmt.Errorf("encode job %d: %w", j.ID, err)
 				break
 			}
-			sum := summarize(j.Runs, j.State)
-			sdata, _ := json.Marshal(sum)
-			recs = append(recs, store.ArchiveRecord{ID: j.ID, End: *j.End, User: j.User, Account: j.Account, Summary: sdata, Data: data})
+			sum := summarize(j)
+			recs = append(recs, store.ArchiveRecord{ID: j.ID, End: *j.End, User: j.User, Account: j.Account, Summary: sum.encode(), Data: data})
 			charges[j.Account] += sum.Alloc
 		}
 		usage, updated := s.shares.charged(charges, now)

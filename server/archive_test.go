@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,71 @@ func TestArchiveRetention(t *testing.T) {
 	}
 	if _, err := h.client.Job(ctx, old); apiStatus(err) != 404 {
 		t.Errorf("a job past retention: %v, want 404", err)
+	}
+}
+
+func TestSummaryRoundTrip(t *testing.T) {
+	code := 3
+	tests := []archiveSummary{
+		{State: api.StateFailed, Name: "tab\there", Exit: &code, Signal: "SIGKILL", Runs: 2, Elapsed: 1.5, CPU: 0.25, PeakMem: 1 << 20, GPU: 7, Alloc: 3},
+		{State: api.StateCancelled},
+	}
+	for _, sum := range tests {
+		got, err := decodeSummary(sum.encode())
+		if err != nil {
+			t.Fatalf("%+v: %v", sum, err)
+		}
+		want := sum
+		want.Name = strings.ReplaceAll(want.Name, "\t", " ")
+		if (got.Exit == nil) != (want.Exit == nil) || (got.Exit != nil && *got.Exit != *want.Exit) {
+			t.Errorf("exit %v, want %v", got.Exit, want.Exit)
+		}
+		got.Exit, want.Exit = nil, nil
+		if got != want {
+			t.Errorf("round trip %+v, want %+v", got, want)
+		}
+		if summaryState(sum.encode()) != sum.State {
+			t.Errorf("summaryState = %s", summaryState(sum.encode()))
+		}
+	}
+	if _, err := decodeSummary([]byte("COMPLETED\tx")); err == nil {
+		t.Error("a short summary decoded")
+	}
+}
+
+// The brief history lines `hpcsub history` prints carry the same as the
+// whole records.
+func TestBriefHistory(t *testing.T) {
+	h := newHarness(t, testConfig())
+	now := time.Now()
+	a := h.submit(jobSrc(`  account = "physics"`))[0]
+	b := h.submit(jobSrc(""))[0]
+	h.endJob(a, api.StateFailed, 2, now.Add(-time.Hour))
+	h.endJob(b, api.StateCompleted, 0, now.Add(-time.Minute))
+	h.srv.archiveEnded(now.Add(-30 * time.Minute)) // a is archived, b still live
+	for _, q := range []api.HistoryQuery{{Brief: true}, {Brief: true, Limit: 1}} {
+		page, err := h.client.History(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := api.ParseHistoryTSV(page.TSV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if q.Limit == 1 {
+			want = 1
+		}
+		if len(rows) != want || (q.Limit == 1) != (page.Next != "") {
+			t.Fatalf("limit %d: %d rows, next %q", q.Limit, len(rows), page.Next)
+		}
+		r := rows[0]
+		if r.ID != a || r.Account != "physics" || r.User != "root" || r.State != api.StateFailed || r.ExitCode == nil || *r.ExitCode != 2 ||
+			r.Runs != 1 || r.ElapsedSeconds != 60 || r.CPUSeconds != 30 || r.PeakMemory != 1<<20 || r.AllocCPUSecs != 60 || !r.EndTime.Equal(now.Add(-time.Hour)) {
+			t.Errorf("row %+v", r)
+		}
+		if len(rows) == 2 && (rows[1].ID != b || rows[1].State != api.StateCompleted) {
+			t.Errorf("second row %+v", rows[1])
+		}
 	}
 }

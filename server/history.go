@@ -32,7 +32,7 @@ type endedQuery struct {
 type endedJob struct {
 	key           store.ArchiveKey
 	user, account string
-	sum           archiveSummary
+	summary       []byte        // archiveSummary.encode(); valid during the visit only
 	record        func() []byte // the api.Job JSON
 }
 
@@ -80,7 +80,7 @@ func (s *Server) eachEnded(q *endedQuery, fn func(e endedJob) bool) error {
 			s.mu.Unlock()
 			return fmt.Errorf("encode job %d: %w", j.ID, err)
 		}
-		live = append(live, endedJob{key: k, user: j.User, account: j.Account, sum: summarize(j.Runs, j.State),
+		live = append(live, endedJob{key: k, user: j.User, account: j.Account, summary: summarize(j).encode(),
 			record: func() []byte { return data }})
 	}
 	s.mu.Unlock()
@@ -97,14 +97,10 @@ func (s *Server) eachEnded(q *endedQuery, fn func(e endedJob) bool) error {
 			}
 			live = live[1:]
 		}
-		var sum archiveSummary
-		if err := json.Unmarshal(e.Summary, &sum); err != nil {
-			return false, fmt.Errorf("archive summary of job %d: %w", e.Key.ID, err)
-		}
-		if !q.match(e.User, e.Account, sum.State) {
+		if !q.match(e.User, e.Account, summaryState(e.Summary)) {
 			return true, nil
 		}
-		if !fn(endedJob{key: e.Key, user: e.User, account: e.Account, sum: sum, record: e.Record}) {
+		if !fn(endedJob{key: e.Key, user: e.User, account: e.Account, summary: e.Summary, record: e.Record}) {
 			stopped = true
 			return false, nil
 		}
@@ -208,8 +204,15 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		q.scan.After = &k
 	}
+	brief := v.Get("brief") == "1"
 	var buf bytes.Buffer
-	buf.WriteString(`{"jobs":[`)
+	if brief {
+		// Tab-separated lines, the summary copied as the index holds it:
+		// no decoding, so a long listing costs little on either side.
+		buf.WriteString(api.HistoryColumns + "\n")
+	} else {
+		buf.WriteString(`{"jobs":[`)
+	}
 	n := 0
 	var last store.ArchiveKey
 	more := false
@@ -218,16 +221,34 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			more = true
 			return false
 		}
-		if n > 0 {
-			buf.WriteByte(',')
+		if brief {
+			b := buf.AvailableBuffer()
+			b = append(strconv.AppendUint(b, e.key.ID, 10), '\t')
+			b = append(append(b, tsvField(e.user)...), '\t')
+			b = append(append(b, tsvField(e.account)...), '\t')
+			b = append(strconv.AppendInt(b, e.key.End.UnixNano(), 10), '\t')
+			b = append(append(b, e.summary...), '\n')
+			buf.Write(b)
+		} else {
+			if n > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(e.record())
 		}
-		buf.Write(e.record())
 		last = e.key
 		n++
 		return true
 	})
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if brief {
+		page := api.History{TSV: buf.String()}
+		if more {
+			page.Next = formatCursor(last)
+		}
+		writeJSON(w, http.StatusOK, page)
 		return
 	}
 	buf.WriteString("]")
@@ -260,10 +281,16 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := map[string]*api.UsageRow{}
+	var decErr error
 	err = s.eachEnded(q, func(e endedJob) bool {
 		key := e.account
 		if by == "user" {
 			key = e.user
+		}
+		sum, err := decodeSummary(e.summary)
+		if err != nil {
+			decErr = fmt.Errorf("archive summary of job %d: %w", e.key.ID, err)
+			return false
 		}
 		row := rows[key]
 		if row == nil {
@@ -271,12 +298,15 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 			rows[key] = row
 		}
 		row.Jobs++
-		row.Runs += e.sum.Runs
-		row.CPUHours += e.sum.CPU / 3600
-		row.AllocCPUHours += e.sum.Alloc / 3600
-		row.GPUHours += e.sum.GPU / 3600
+		row.Runs += sum.Runs
+		row.CPUHours += sum.CPU / 3600
+		row.AllocCPUHours += sum.Alloc / 3600
+		row.GPUHours += sum.GPU / 3600
 		return true
 	})
+	if err == nil {
+		err = decErr
+	}
 	if err != nil {
 		writeError(w, err)
 		return

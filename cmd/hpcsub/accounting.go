@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -79,16 +80,23 @@ func (e *env) history(c *cli.Context) error {
 		return err
 	}
 	asJSON := c.Bool("json")
-	tw := newTable(e.stdout)
+	// The table needs only what the archive's index holds: brief rows.
+	q.Brief = !asJSON
+	// The table writes cell by cell: buffered, a long listing is a few
+	// writes instead of one per cell.
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	defer out.Flush()
+	tw := newTable(out)
 	if asJSON {
-		io.WriteString(e.stdout, "[")
+		io.WriteString(out, "[")
 	} else {
 		row(tw, "JOBID", "NAME", "USER", "ACCOUNT", "STATE", "EXIT", "RUNS", "ELAPSED", "CPU", "MAXMEM", "END")
 	}
 	shown := 0
 	for {
+		q.Limit = 10000 // the most a page may hold: fewer round trips
 		if limit > 0 {
-			q.Limit = min(limit-shown, 10000)
+			q.Limit = min(limit-shown, q.Limit)
 		}
 		ctx, cancel := e.request()
 		page, err := cl.History(ctx, q)
@@ -97,17 +105,23 @@ func (e *env) history(c *cli.Context) error {
 			return explain(cl, err)
 		}
 		for _, j := range page.Jobs {
-			if asJSON {
-				if shown > 0 {
-					io.WriteString(e.stdout, ",")
-				}
-				if err := writeJSON(e.stdout, j); err != nil {
-					return err
-				}
-			} else {
-				historyRow(tw, j)
+			if shown > 0 {
+				io.WriteString(out, ",")
+			}
+			if err := writeJSON(out, j); err != nil {
+				return err
 			}
 			shown++
+		}
+		if page.TSV != "" {
+			rows, err := api.ParseHistoryTSV(page.TSV)
+			if err != nil {
+				return fmt.Errorf("the server's history answer: %w", err)
+			}
+			for _, r := range rows {
+				historyRow(tw, r)
+				shown++
+			}
 		}
 		if page.Next == "" || (limit > 0 && shown >= limit) {
 			break
@@ -115,32 +129,27 @@ func (e *env) history(c *cli.Context) error {
 		q.After = page.Next
 	}
 	if asJSON {
-		_, err := io.WriteString(e.stdout, "]\n")
+		io.WriteString(out, "]\n")
+	} else if err := tw.Flush(); err != nil {
 		return err
 	}
-	return tw.Flush()
+	return out.Flush()
 }
 
-func historyRow(w io.Writer, j api.Job) {
+func historyRow(w io.Writer, r api.HistoryRow) {
 	exit := "-"
-	if j.ExitCode != nil {
-		exit = strconv.Itoa(*j.ExitCode)
+	if r.ExitCode != nil {
+		exit = strconv.Itoa(*r.ExitCode)
 	}
-	if j.Signal != "" {
-		exit += "(" + j.Signal + ")"
-	}
-	var u api.Usage
-	if len(j.Runs) > 0 {
-		u = api.TotalUsage(j.Runs)
-	} else if j.Usage != nil {
-		u = *j.Usage
+	if r.Signal != "" {
+		exit += "(" + r.Signal + ")"
 	}
 	maxMem := "-"
-	if u.PeakMemory > 0 {
-		maxMem = resources.FormatBytes(u.PeakMemory)
+	if r.PeakMemory > 0 {
+		maxMem = resources.FormatBytes(r.PeakMemory)
 	}
-	row(w, strconv.FormatUint(j.ID, 10), dashIfEmpty(jobName(j)), dashIfEmpty(j.User), dashIfEmpty(j.Account),
-		string(j.State), exit, strconv.Itoa(len(j.Runs)), formatSeconds(u.ElapsedSeconds), formatSeconds(u.CPUSeconds), maxMem, formatTime(j.EndTime))
+	row(w, strconv.FormatUint(r.ID, 10), dashIfEmpty(r.Name), dashIfEmpty(r.User), dashIfEmpty(r.Account),
+		string(r.State), exit, strconv.Itoa(r.Runs), formatSeconds(r.ElapsedSeconds), formatSeconds(r.CPUSeconds), maxMem, formatTime(&r.EndTime))
 }
 
 func usageCommand(e *env) *cli.Command {
