@@ -179,8 +179,8 @@ func (l *Local) SetReport(report func(api.Outcome)) { l.report = report }
 func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
 	return api.Outcome{
 		JobID: id, Node: node, State: api.JobState(o.State), ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
-		NeverStarted: o.NeverStarted,
-		Start:        o.Start, End: o.End,
+		NeverStarted: o.NeverStarted, HostFailure: o.HostFailure,
+		Start: o.Start, End: o.End,
 		Usage: api.Usage{
 			ElapsedSeconds: o.Usage.Elapsed.Seconds(),
 			CPUSeconds:     o.Usage.CPUTime.Seconds(),

@@ -56,7 +56,10 @@ type Outcome struct {
 	// ran, so it goes back to the queue instead of failing.
 	NeverStarted bool `json:"never_started,omitempty"`
 	// HostFailure: the node failed the job (it could not be started or
-	// watched there), not the job itself.
+	// watched there, or its supervisor died), not the job itself; ExitCode
+	// is then not the job's. The server requeues the job without using a
+	// restart, or ends it NODE_FAIL, and counts the failure against the
+	// node (server/hostfail.go).
 	HostFailure bool `json:"host_failure,omitempty"`
 	// Attempt is the Assignment's (0: unknown, e.g. adopted after an
 	// agent restart).

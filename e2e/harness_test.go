@@ -56,6 +56,15 @@ type cluster struct {
 
 func startCluster(t testing.TB, extra ...string) *cluster {
 	t.Helper()
+	c := newCluster(t, extra...)
+	c.start()
+	t.Cleanup(c.stop)
+	return c
+}
+
+// newCluster prepares the directories of a cluster without starting it.
+func newCluster(t testing.TB, extra ...string) *cluster {
+	t.Helper()
 	base := t.TempDir()
 	// Socket paths are limited to 108 bytes: keep them short.
 	sockDir, err := os.MkdirTemp("", "hpc-")
@@ -73,8 +82,6 @@ func startCluster(t testing.TB, extra ...string) *cluster {
 		t.Fatal(err)
 	}
 	os.Chmod(c.work, 0o777) // past the umask: jobs of other users write here
-	c.start()
-	t.Cleanup(c.stop)
 	return c
 }
 

@@ -377,7 +377,8 @@ func TestCgroupV2OnHybrid(t *testing.T) {
 }
 
 // TestShimKilled: when the supervisor dies, the agent kills what is left of
-// the job and records a FAILED outcome saying so.
+// the job and records a FAILED outcome saying so, marked as a host failure
+// (the server requeues such a job when it allows it).
 func TestShimKilled(t *testing.T) {
 	t.Parallel()
 	te := newTestExecutor(t, "")
@@ -391,8 +392,8 @@ func TestShimKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := wait(t, h)
-	if o.State != StateFailed || !strings.Contains(o.Reason, "shim") {
-		t.Errorf("outcome %+v, want FAILED naming the shim", o)
+	if o.State != StateFailed || !strings.Contains(o.Reason, "shim") || !o.HostFailure {
+		t.Errorf("outcome %+v, want FAILED naming the shim, marked as the host's failure", o)
 	}
 	if p := jobProcesses(s.JobID); len(p) > 0 {
 		t.Errorf("processes left: %v", p)

@@ -110,7 +110,7 @@ func (h *Handle) orphaned() (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("job %d: %w", h.jobID, ErrUnknownJob)
 	}
-	o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: fi.ModTime(), End: time.Now()}
+	o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: fi.ModTime(), End: time.Now(), HostFailure: true}
 	switch {
 	case h.pidLocked() == 0:
 		o.Reason = "the agent stopped before the job started"
@@ -118,6 +118,7 @@ func (h *Handle) orphaned() (Outcome, error) {
 		o.Reason = "the job's supervisor (shim) died; the job was killed"
 	}
 	if c, ok := readCancel(h.dir); ok {
+		o.HostFailure = false // cancelled anyway: that is its end
 		o.State, o.Reason = StateCancelled, "cancelled"
 		if c.Reason != "" {
 			o.Reason += ": " + c.Reason

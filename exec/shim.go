@@ -114,12 +114,13 @@ func (s *shim) run(status *os.File) int {
 	start := time.Now()
 	pid, startErr, err := s.startJob()
 	if err != nil {
-		o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Reason: "cannot start the job: " + err.Error(), Start: start, End: time.Now()}
-		if werr := writeJSON(filepath.Join(s.dir, resultFile), o); werr != nil {
-			s.log.Error("cannot write result", "err", werr)
-		}
+		// Nothing of the job ran: the node could not start it (no
+		// descriptors, no processes left, cgroup trouble).
+		o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Reason: "cannot start the job: " + err.Error(), Start: start, End: time.Now(),
+			HostFailure: true}
 		fmt.Fprintf(status, "ok 0\n")
 		status.Close()
+		s.keepResult(o)
 		s.cleanup()
 		return 0
 	}
@@ -151,9 +152,8 @@ func (s *shim) run(status *os.File) int {
 	drain(exits, 10*time.Second)
 
 	o := s.outcome(job, timedOut, startErr, start, end)
-	if err := writeJSON(filepath.Join(s.dir, resultFile), o); err != nil {
+	if !s.keepResult(o) {
 		// The state dir is gone (removed under us): still leave no cgroup.
-		s.log.Error("cannot write result", "err", err)
 		s.cleanup()
 		return 5
 	}
@@ -162,6 +162,33 @@ func (s *shim) run(status *os.File) int {
 	// none behind.
 	s.cleanup()
 	return 0
+}
+
+// keepResult writes the job's outcome, and keeps it (retrying, the shim
+// alive and its agent waiting) while the node can't store it: a full disk
+// or a lack of descriptors must never turn the job's own result into a
+// host failure. It gives up only when the state directory is gone (the
+// agent released the job) and then returns false.
+func (s *shim) keepResult(o Outcome) bool {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := writeJSON(filepath.Join(s.dir, resultFile), o)
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info("result written after retries", "attempts", attempt)
+			}
+			return true
+		}
+		if _, serr := os.Stat(s.dir); errors.Is(serr, os.ErrNotExist) {
+			s.log.Error("state directory gone; result not written", "err", err)
+			return false
+		}
+		if attempt == 1 || attempt%50 == 0 {
+			s.log.Error("cannot write result; keeping it and retrying", "err", err, "attempt", attempt, "state", o.State)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 2*time.Second)
+	}
 }
 
 // cleanup removes the job's cgroup, now empty. The state directory stays

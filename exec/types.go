@@ -109,4 +109,8 @@ type Outcome struct {
 	// launch was cut short, e.g. the agent died before releasing the shim):
 	// the job may safely run elsewhere or again.
 	NeverStarted bool `json:",omitempty"`
+	// HostFailure is set when the node, not the job, ended it: the job's
+	// supervisor died, or the node could not start it. Its exit code is
+	// then not the job's.
+	HostFailure bool `json:",omitempty"`
 }

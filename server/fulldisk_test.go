@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -68,10 +69,50 @@ func (d *smallDisk) free() {
 	}
 }
 
-// newHarnessOn is newHarness with the store in dir.
+// exhaustStore makes every further commit of more than a page or two
+// need new space. bbolt reuses pages it freed earlier, which a full disk
+// still has: a read transaction held open keeps every page freed from now
+// on from being reused, and small submits until the disk refuses one use
+// up those free already. The returned func ends the read transaction.
+func exhaustStore(t *testing.T, h *harness) (release func()) {
+	t.Helper()
+	held, done := make(chan struct{}), make(chan struct{})
+	go h.st.Jobs(func(uint64, []byte) error {
+		close(held)
+		<-done
+		return errors.New("stop")
+	})
+	<-held
+	var once sync.Once
+	release = func() { once.Do(func() { close(done) }) }
+	t.Cleanup(release)
+	for i := 0; ; i++ {
+		_, err := h.srv.Submit(Caller{}, h.submitReq(jobSrc("")))
+		if err == nil {
+			if i > 100_000 {
+				t.Fatal("the store never ran out of space")
+			}
+			continue
+		}
+		if !strings.Contains(err.Error(), "no space left on device") {
+			t.Fatalf("submit on a full disk: %v", err)
+		}
+		return release
+	}
+}
+
+// newHarnessOn is newHarness with the store in dir. The database file is
+// extended (sparsely, as bbolt grows it itself) beyond the disk's size so
+// that bbolt maps it whole at once and never remaps, which would wait for
+// the read transaction exhaustStore holds.
 func newHarnessOn(t *testing.T, cfg Config, dir string) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, dbPath: filepath.Join(dir, "hpc.db"), cwd: t.TempDir(), reg: cpuNode("n1")}
+	h.open(nil)
+	h.close()
+	if err := os.Truncate(h.dbPath, 64<<20); err != nil {
+		t.Fatal(err)
+	}
 	h.open(&fakeAgent{})
 	t.Cleanup(h.close)
 	return h
@@ -100,6 +141,7 @@ func TestFullDiskRefusesChangesAndChangesNothing(t *testing.T) {
 	}
 
 	disk.fill()
+	release := exhaustStore(t, h)
 	actions := []struct {
 		name string
 		do   func(id uint64) (api.Job, error)
@@ -136,6 +178,7 @@ func TestFullDiskRefusesChangesAndChangesNothing(t *testing.T) {
 	}
 
 	disk.free()
+	release()
 	h.restart(&fakeAgent{})
 	for _, id := range ids {
 		if j := h.job(id); j.State != api.StatePending || len(j.History) != 1 || j.CancelRequested {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -145,11 +144,12 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 	}
 	for _, p := range parts {
 		if err := p.a.Launch(ctx, p.asg); err != nil {
-			// The gang rule in Report stops the parts already launched.
-			s.Report(api.Outcome{JobID: id, Node: p.node, State: api.StateFailed, ExitCode: 1,
-				Reason: fmt.Sprintf("could not start on %s: %v", p.node, err), End: time.Now()})
+			// The node's failure, not the job's. The gang rule in Report
+			// stops the parts already launched.
+			s.launchFailed(id, p.node, err)
 			return
 		}
+		s.hostWorked(p.node)
 		// A cancel that arrived while the job was being launched found no
 		// process to kill yet: send it now that there is one.
 		s.mu.Lock()
@@ -171,6 +171,7 @@ func (s *Server) Report(o api.Outcome) {
 	if o.End.IsZero() {
 		o.End = now
 	}
+	orig := o // as reported, before a gang's parts are combined
 	var (
 		partOnly bool    // a gang part that is not the last: recorded, job runs on
 		stop     []Agent // the rest of a gang to stop
@@ -209,13 +210,20 @@ func (s *Server) Report(o api.Outcome) {
 		s.log.Warn("ignoring an outcome from a node outside the job's allocation", "job", o.JobID, "node", o.Node)
 		return
 	case err != nil:
-		// The agent keeps the outcome on disk until released, so the
-		// next start's reconcile reports it again.
-		s.log.Error("persist outcome", "job", o.JobID, "err", err)
+		// Nothing changed: the job still shows RUNNING. The agent keeps
+		// the outcome until released, and it is reported again on the
+		// next tick (and at the next start's reconcile).
+		s.log.Error("persist outcome; will retry", "job", o.JobID, "err", err)
 		s.mu.Lock()
 		delete(s.releasing, o.JobID)
 		s.mu.Unlock()
+		s.keepUnstored(orig)
 		return
+	}
+	if orig.HostFailure && !orig.NeverStarted {
+		s.hostFailed(orig.Node, orig.JobID, orig.Reason)
+	}
+	switch {
 	case partOnly:
 		s.release(o)
 		for _, a := range stop {
@@ -240,6 +248,10 @@ func (s *Server) Report(o api.Outcome) {
 // it, it never started, or it asked to run again (exit 85, retry_on_exit):
 // checkpoint.Decide is the rule.
 func (s *Server) applyOutcome(j *job, o api.Outcome) {
+	if o.HostFailure {
+		// What the node reports then is not the job's exit.
+		o.State, o.ExitCode, o.Signal = api.StateNodeFail, 0, ""
+	}
 	u := o.Usage
 	u.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * u.ElapsedSeconds
 	j.Usage = &u
@@ -247,8 +259,14 @@ func (s *Server) applyOutcome(j *job, o api.Outcome) {
 	code := o.ExitCode
 	j.ExitCode = &code
 	j.Signal = o.Signal
-	// The restart rule (package checkpoint) decides: requeued, or ended.
-	j.finishRun(o, &run)
+	if o.HostFailure && !o.NeverStarted && !j.CancelRequested {
+		// The node's failure, not the job's: hostfail.go's rule.
+		j.ExitCode = nil
+		applyHostFailure(j, o)
+	} else {
+		// The restart rule (package checkpoint) decides: requeued, or ended.
+		j.finishRun(o, &run)
+	}
 	j.endRun(run, o.NeverStarted)
 }
 

@@ -54,6 +54,9 @@ type Config struct {
 	// CancelGrace is how long a cancelled job has between SIGTERM and
 	// SIGKILL (Slurm's KillWait); 0 kills at once.
 	CancelGrace time.Duration
+	// DrainAfterHostFailures drains a node after this many host failures
+	// in a row (hostfail.go); 0 = DefaultDrainAfterHostFailures, <0 never.
+	DrainAfterHostFailures int
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -78,6 +81,10 @@ type Server struct {
 	// releasing: the agent still holds a job's previous run; a requeued
 	// job must not start again on the node until it is released.
 	releasing map[uint64]bool
+	// hostFailures counts each node's host failures in a row; unstored
+	// holds outcomes whose commit failed, to report again (hostfail.go).
+	hostFailures map[string]int
+	unstored     map[string]api.Outcome
 
 	kick     chan struct{}
 	launches sync.WaitGroup // launches in flight, joined at shutdown
@@ -113,6 +120,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		releasing: map[uint64]bool{},
 		started:   time.Now(),
 		shares:    newShareTable(cfg.FairShare),
+
+		hostFailures: map[string]int{},
+		unstored:     map[string]api.Outcome{},
 	}
 	if err := s.shares.load(st); err != nil {
 		return nil, fmt.Errorf("load fair-share usage: %w", err)
@@ -215,6 +225,7 @@ func (s *Server) Run(ctx context.Context) {
 			s.checkHeartbeats(now)
 			continue
 		}
+		s.retryUnstored()
 		now := time.Now()
 		s.scheduleOnce(ctx, now)
 		s.archiveEnded(now)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -155,18 +154,6 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("agent not told to release job %d: %v", id, h.agent.released)
 			}
 		})
-	}
-}
-
-func TestLaunchFailureEndsFailed(t *testing.T) {
-	h := newHarness(t, testConfig())
-	h.agent.launchErr = errors.New("no such user")
-	id := h.submit(jobSrc(""))[0]
-	h.schedule()
-	j := h.job(id)
-	checkHistory(t, j, api.StatePending, api.StateRunning, api.StateFailed)
-	if !strings.Contains(j.Reason, "no such user") {
-		t.Errorf("reason %q does not carry the launch error", j.Reason)
 	}
 }
 

@@ -43,6 +43,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
 			&cli.StringFlag{Name: "checkpoint-root", Usage: "where jobs keep their checkpoints, one directory per job (default: <data-dir>/checkpoints)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain the node after this many host failures in a row (0: never)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 		}, accountingFlags()...),
 		Action: func(c *cli.Context) error {
@@ -62,6 +63,7 @@ func devCommand() *cli.Command {
 				logLevel:   c.String("log-level"),
 				cpuprof:    c.String("cpuprofile"),
 				killWait:   c.Duration("kill-wait"),
+				drainAfter: c.Int("drain-after-host-failures"),
 			})
 		},
 	}
@@ -73,6 +75,7 @@ type devOptions struct {
 	policy                                                  placement.Backfill
 	walltime, killWait                                      time.Duration
 	accounting                                              accountingOptions
+	drainAfter                                              int
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -168,16 +171,21 @@ func runDev(parent context.Context, o devOptions) error {
 		return err
 	}
 	admins := []uint32{uint32(os.Getuid())}
+	drainAfter := o.drainAfter
+	if drainAfter <= 0 {
+		drainAfter = -1 // the flag's 0 is never; the server's 0 is its default
+	}
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
-		Policy:           placement.Policy{Depth: depth, Weights: o.accounting.weights},
-		ArchiveRetention: o.accounting.retention,
-		FairShare:        o.accounting.fairShare,
-		DefaultWalltime:  o.walltime,
-		AllowRoot:        true,
-		AdminUIDs:        admins,
-		CheckpointRoot:   ckptRoot,
-		CancelGrace:      o.killWait,
+		Policy:                 placement.Policy{Depth: depth, Weights: o.accounting.weights},
+		ArchiveRetention:       o.accounting.retention,
+		FairShare:              o.accounting.fairShare,
+		DefaultWalltime:        o.walltime,
+		AllowRoot:              true,
+		AdminUIDs:              admins,
+		CheckpointRoot:         ckptRoot,
+		CancelGrace:            o.killWait,
+		DrainAfterHostFailures: drainAfter,
 	}, st, log)
 	if err != nil {
 		return err
