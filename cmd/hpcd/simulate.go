@@ -44,12 +44,14 @@ func simulateCommand() *cli.Command {
 			&cli.BoolFlag{Name: "gpu-workload", Usage: "replay a generated mixed GPU/CPU workload on a heterogeneous cluster instead of a trace"},
 			&cli.StringFlag{Name: "policy", Value: "easy", Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.IntFlag{Name: "depth", Usage: "conservative: reserve at most this many blocked jobs (0: all)"},
-			&cli.StringFlag{Name: "ranking", Value: "default", Usage: "node ranking: default, first-fit or best-fit (the last two are baselines)"},
+			&cli.StringFlag{Name: "ranking", Value: "default", Usage: "node ranking: default, packing (default without GPU fragmentation), first-fit or best-fit (baselines)"},
 			&cli.BoolFlag{Name: "first-fit", Usage: "same as --ranking first-fit"},
 			&cli.IntFlag{Name: "nodes", Usage: "machine size `N` for a trace (default from its header)"},
 			&cli.IntFlag{Name: "from", Usage: "first job `K` (0-based) of the usable sorted jobs"},
 			&cli.IntFlag{Name: "jobs", Usage: "number of jobs `M` (0: all of the trace; GPU workload default 2000)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "GPU workload seed"},
+			&cli.Float64Flag{Name: "share-jobs", Usage: "GPU workload: fraction `F` of 1-GPU jobs that share a GPU (0.25 or 0.5)"},
+			&cli.Float64Flag{Name: "model-jobs", Usage: "GPU workload: fraction `F` of GPU jobs limited to some models (\"H100|A100\" or \"L40S\")"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: runSimulate,
@@ -86,8 +88,10 @@ func runSimulate(c *cli.Context) error {
 		pol.Scorers = placement.FirstFitScorers()
 	case "best-fit":
 		pol.Scorers = placement.BestFitScorers()
+	case "packing":
+		pol.Scorers = []placement.Scorer{placement.Packing{}} // the default without fragmentation-aware packing
 	default:
-		return usageErr("--ranking %q: want default, first-fit or best-fit", ranking)
+		return usageErr("--ranking %q: want default, packing, first-fit or best-fit", ranking)
 	}
 	for _, f := range []string{"nodes", "from", "jobs", "depth"} {
 		if c.Int(f) < 0 {
@@ -110,6 +114,8 @@ func runSimulate(c *cli.Context) error {
 		return usageErr("--workload and --cluster go together: the jobs and the cluster they run on")
 	case trace == "" && (c.IsSet("nodes") || c.IsSet("from")):
 		return usageErr("--nodes and --from apply to --trace only")
+	case !gpu && (c.IsSet("share-jobs") || c.IsSet("model-jobs")):
+		return usageErr("--share-jobs and --model-jobs apply to --gpu-workload only")
 	case workload != "" && (c.IsSet("jobs") || c.IsSet("seed")):
 		return usageErr("--jobs and --seed do not apply to --workload")
 	}
@@ -120,7 +126,10 @@ func runSimulate(c *cli.Context) error {
 		var jobs []sim.Job
 		var name string
 		if gpu {
-			o := sim.GPUWorkloadOptions{Seed: c.Uint64("seed"), Jobs: c.Int("jobs")}
+			o := sim.GPUWorkloadOptions{Seed: c.Uint64("seed"), Jobs: c.Int("jobs"), ShareJobs: c.Float64("share-jobs"), ModelJobs: c.Float64("model-jobs")}
+			if o.ShareJobs < 0 || o.ShareJobs > 1 || o.ModelJobs < 0 || o.ModelJobs > 1 {
+				return usageErr("--share-jobs and --model-jobs are fractions from 0 to 1")
+			}
 			nodes, jobs = sim.GenerateGPUWorkload(o)
 			name = fmt.Sprintf("gpu (seed %d)", o.Seed)
 		} else {

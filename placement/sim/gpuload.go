@@ -24,6 +24,13 @@ type GPUWorkloadOptions struct {
 	// Load is the offered GPU load: GPU-seconds asked over GPU-seconds the
 	// cluster has during the arrival span. 0.9.
 	Load float64
+	// ShareJobs is the fraction of 1-GPU jobs turned into GPU-sharing
+	// jobs (share 0.25 or 0.5, 2 CPUs, 16 GiB); ModelJobs the fraction of
+	// GPU jobs that accept only some models ("H100|A100" or "L40S").
+	// Both 0 by default; they draw from their own random stream, so the
+	// other jobs and all run times stay the same whatever they are (the
+	// arrivals rescale to keep the offered load).
+	ShareJobs, ModelJobs float64
 }
 
 func (o GPUWorkloadOptions) withDefaults() GPUWorkloadOptions {
@@ -119,7 +126,8 @@ func GenerateGPUWorkload(o GPUWorkloadOptions) ([]placement.Node, []Job) {
 	}
 	// PCG with the seed and a fixed stream: math/rand/v2, reproducible
 	// across Go releases (unlike the package-level functions).
-	r := rand.New(rand.NewPCG(o.Seed, 0x6770756c6f6164)) // "gpuload"
+	r := rand.New(rand.NewPCG(o.Seed, 0x6770756c6f6164))   // "gpuload"
+	r2 := rand.New(rand.NewPCG(o.Seed, 0x73686172656d6f64)) // "sharemod"
 	jobs := make([]Job, o.Jobs)
 	var gpuSeconds float64
 	for i := range jobs {
@@ -160,6 +168,16 @@ func GenerateGPUWorkload(o GPUWorkloadOptions) ([]placement.Node, []Job) {
 				j.PerNode.CPUs = 48 // fits the 64-CPU L40S nodes too
 			}
 			j.PerNode.Memory = int64(gpus) * 64 * gib
+			if gpus == 1 && j.Nodes == 1 && r2.Float64() < o.ShareJobs {
+				j.PerNode.GPU.Share = []float64{0.25, 0.5}[r2.IntN(2)]
+				j.PerNode.CPUs, j.PerNode.Memory = 2, 16*gib
+			}
+			if r2.Float64() < o.ModelJobs {
+				j.PerNode.GPU.Model = []string{"H100|A100", "L40S"}[r2.IntN(2)]
+				if j.PerNode.GPU.NVLink || gpus*j.Nodes > 8 && j.Nodes > 4 {
+					j.PerNode.GPU.Model = "H100|A100" // L40S nodes have no NVLink
+				}
+			}
 		}
 		run := time.Duration(math.Exp(math.Log(120)+r.Float64()*math.Log(86400.0/120))) * time.Second
 		est := time.Duration(float64(run) * (1 + 2*r.Float64())).Round(time.Second)
@@ -169,7 +187,7 @@ func GenerateGPUWorkload(o GPUWorkloadOptions) ([]placement.Node, []Job) {
 		}
 		j.Walltime = est
 		jobs[i] = Job{Job: j, Run: max(run, time.Second)}
-		gpuSeconds += float64(gpus*j.Nodes) * jobs[i].Run.Seconds()
+		gpuSeconds += float64(gpus*j.Nodes) * jobs[i].Run.Seconds() * float64(gpuUse(j.PerNode.GPU.Share)) / 100
 	}
 	// Exponential gaps, then scaled so the span carries the wanted load.
 	gaps := make([]float64, len(jobs))

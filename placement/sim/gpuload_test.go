@@ -220,3 +220,35 @@ func TestSimulateGPUWorkloadPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestGPUWorkloadSharingAndModels: the sharing and model options change
+// only the jobs they pick, and the replay of such a mix keeps every
+// share within its GPU (the ledger checks it).
+func TestGPUWorkloadSharingAndModels(t *testing.T) {
+	o := GPUWorkloadOptions{Seed: 4, Jobs: 400}
+	_, plain := GenerateGPUWorkload(o)
+	o.ShareJobs, o.ModelJobs = 0.5, 0.3
+	_, mixed := GenerateGPUWorkload(o)
+	shares, models := 0, 0
+	for i := range plain {
+		if plain[i].Run != mixed[i].Run || plain[i].Nodes != mixed[i].Nodes || plain[i].PerNode.GPU.Count != mixed[i].PerNode.GPU.Count {
+			t.Fatalf("job %d changed beyond its share or model: %+v vs %+v", i, plain[i], mixed[i])
+		}
+		if mixed[i].PerNode.GPU.Share > 0 {
+			shares++
+		}
+		if mixed[i].PerNode.GPU.Model != "" {
+			models++
+		}
+	}
+	if shares < 20 || models < 20 {
+		t.Fatalf("%d sharing and %d model-constrained jobs of 400", shares, models)
+	}
+	r, err := SimulateGPUWorkload(o, placement.Policy{Depth: placement.DepthEASY}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Jobs != 400 || r.FragMean <= 0 || len(r.FragCurve) != 20 {
+		t.Errorf("result %+v", r)
+	}
+}
