@@ -126,7 +126,7 @@ func GenerateGPUWorkload(o GPUWorkloadOptions) ([]placement.Node, []Job) {
 	}
 	// PCG with the seed and a fixed stream: math/rand/v2, reproducible
 	// across Go releases (unlike the package-level functions).
-	r := rand.New(rand.NewPCG(o.Seed, 0x6770756c6f6164))   // "gpuload"
+	r := rand.New(rand.NewPCG(o.Seed, 0x6770756c6f6164))    // "gpuload"
 	r2 := rand.New(rand.NewPCG(o.Seed, 0x73686172656d6f64)) // "sharemod"
 	jobs := make([]Job, o.Jobs)
 	var gpuSeconds float64
