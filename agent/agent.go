@@ -35,6 +35,8 @@ type Local struct {
 
 	mu      sync.Mutex
 	handles map[uint64]*exec.Handle
+	// ckptErrs: the last failed checkpoint per job (checkpoint.go).
+	ckptErrs map[uint64]string
 }
 
 // New makes the agent of node name. report receives every outcome; ctx
@@ -98,6 +100,7 @@ func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
 		s.GPUs = append(s.GPUs, exec.GPUDevice{Index: idx, Minor: minor, Memory: l.gpuMem[idx]})
 	}
 	s.GPUShare = a.GPUShare
+	s.RestoreFrom = restoreFrom(a)
 	if a.WarnSignal != "" {
 		sig := unix.SignalNum(a.WarnSignal)
 		if sig == 0 {
@@ -141,6 +144,7 @@ func (l *Local) watch(id, attempt uint64, h *exec.Handle) {
 		}
 		out := outcome(l.name, id, o)
 		out.Attempt = attempt
+		out.CheckpointError = l.takeCheckpointError(id)
 		l.report(out)
 	}()
 }

@@ -39,6 +39,9 @@ type Assignment struct {
 	// Attempt names this run of the job; its outcome carries it back so an
 	// outcome of an earlier run is never taken for the current one's.
 	Attempt uint64 `json:"attempt,omitempty"`
+	// CheckpointMode is the job's: "criu" jobs are restored from their
+	// last image when there is one.
+	CheckpointMode string `json:"checkpoint_mode,omitempty"`
 }
 
 // Outcome is how a job's part on one node ended, as its agent reports it.
@@ -61,6 +64,9 @@ type Outcome struct {
 	// restart, or ends it NODE_FAIL, and counts the failure against the
 	// node (server/hostfail.go).
 	HostFailure bool `json:"host_failure,omitempty"`
+	// CheckpointError is the last checkpoint of the run that failed (a
+	// CRIU dump), when no later one succeeded.
+	CheckpointError string `json:"checkpoint_error,omitempty"`
 	// Attempt is the Assignment's (0: unknown, e.g. adopted after an
 	// agent restart).
 	Attempt uint64 `json:"attempt,omitempty"`

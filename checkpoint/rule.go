@@ -85,6 +85,8 @@ type Run struct {
 	ExitCode     int
 	Cancelled    bool // the user cancelled the job
 	NeverStarted bool // not one instruction of the job ran
+	// CheckpointFailed: the run's last checkpoint (a CRIU dump) failed.
+	CheckpointFailed bool
 }
 
 // Decision is what becomes of the job after a run.
@@ -110,6 +112,10 @@ func Decide(p Policy, r Run, cause Cause, restarts int) Decision {
 	case r.NeverStarted:
 		// Nothing of it ran: it is as if it had never been started.
 		return Decision{Requeue: true, Reason: "never started: " + orState(r)}
+	}
+	if r.CheckpointFailed && p.OnFailure == OnFailureKill && cause != CauseNone {
+		// The job said: rather end than restart from an older image.
+		return Decision{State: lastState(r, cause), Reason: "its checkpoint failed and on_failure = \"kill\""}
 	}
 	if cause != CauseNone && stoppable(p, cause) {
 		if left {

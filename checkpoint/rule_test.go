@@ -67,6 +67,10 @@ func TestDecide(t *testing.T) {
 			Decision{State: "CANCELLED"}, "cancelled"},
 		{"a run that never started uses no restart", zero, Run{State: "FAILED", NeverStarted: true}, CauseNone, 0,
 			Decision{Requeue: true}, "never started"},
+		{"failed dump with on_failure kill ends the job", Policy{Mode: ModeCRIU, MaxRestarts: 3, OnFailure: OnFailureKill},
+			Run{State: "CANCELLED", CheckpointFailed: true}, CauseDrain, 0, Decision{State: "CANCELLED"}, "on_failure"},
+		{"failed dump with on_failure requeue restarts from the last image", Policy{Mode: ModeCRIU, MaxRestarts: 3, OnFailure: OnFailureRequeue},
+			Run{State: "TIMEOUT", CheckpointFailed: true}, CauseWalltime, 0, Decision{Requeue: true, UsesRestart: true}, "restart 1 of 3"},
 		{"out of memory on its own is final", signal, Run{State: "OUT_OF_MEMORY", ExitCode: 137}, CauseNone, 0,
 			Decision{State: "OUT_OF_MEMORY"}, ""},
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/checkpoint"
 )
 
 // counterJob counts to n, one step every 0.2 s, and keeps its count in
@@ -177,4 +179,51 @@ func (c *cluster) waitFile(path string, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.t.Fatalf("%s has fewer than %d lines after 30s", path, n)
+}
+
+// CRIU mode: a job that keeps its count only in memory is dumped before
+// its walltime, requeued and restored, run after run, and its output
+// counts on without ever starting over. Skipped, saying why, where the
+// machine has no working CRIU >= 4.1 (scripts/build-criu.sh makes one).
+func TestCRIUJobAcrossWalltime(t *testing.T) {
+	if _, err := checkpoint.FindCRIU(t.Context()); err != nil {
+		t.Skipf("CRIU jobs not tested here: %v", err)
+	}
+	c := startCluster(t)
+	var nodes []api.Node
+	out, _, _ := c.hpcsub("nodes", "--json")
+	if json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 || !slices.Contains(nodes[0].Checkpoint, "criu") {
+		t.Fatalf("the node does not offer criu checkpoints: %s", out)
+	}
+	file := c.writeJob("mem.hcl", `job "mem" {
+  walltime = "4s"
+  checkpoint {
+    mode = "criu"
+    warn = "2s"
+    max_restarts = 10
+  }
+  task {
+    script = "i=0; while [ $i -lt 40 ]; do i=$((i + 1)); echo $i; sleep 0.1; done"
+  }
+}`)
+	id := c.submit(file)
+	j := c.waitState(id, 90*time.Second, api.StateCompleted, api.StateFailed, api.StateTimeout, api.StateCancelled)
+	if j.State != api.StateCompleted || j.Restarts < 1 {
+		t.Fatalf("ended %s after %d restarts (%s), want COMPLETED after at least one restore", j.State, j.Restarts, j.Reason)
+	}
+	b, _ := os.ReadFile(j.Output)
+	nums := strings.Fields(string(b))
+	for i, f := range nums {
+		if f != strconv.Itoa(i+1) {
+			t.Fatalf("output line %d is %q, want %d: the job did not continue from its dumped memory\n%s", i+1, f, i+1, b)
+		}
+	}
+	if len(nums) != 40 {
+		t.Fatalf("output has %d lines, want 40", len(nums))
+	}
+	for _, r := range j.Runs[:len(j.Runs)-1] {
+		if r.Stop != "walltime" || r.CheckpointError != "" {
+			t.Errorf("run %+v: want stopped for walltime, dumped without error", r)
+		}
+	}
 }

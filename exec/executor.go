@@ -143,6 +143,12 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 		}
 	}
 	rec := record{Spec: s, Isolation: e.iso, CgroupParent: e.cfg.CgroupParent, V2Mount: e.v2mount, KillGrace: e.cfg.KillGrace, Created: time.Now()}
+	if s.RestoreFrom != "" {
+		if e.cfg.CRIU == nil {
+			return nil, fmt.Errorf("job %d: %w: restoring a CRIU checkpoint needs CRIU on this node", s.JobID, ErrInvalidSpec)
+		}
+		rec.CRIUPath = e.cfg.CRIU.Path
+	}
 	if err := writeVolatileJSON(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func (s *shim) run(status *os.File) int {
 		return 4
 	}
 	start := time.Now()
-	pid, startErr, err := s.startJob()
+	pid, startErr, err := s.startOrRestore()
 	if err != nil {
 		// Nothing of the job ran: the node could not start it (no
 		// descriptors, no processes left, cgroup trouble).

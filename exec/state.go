@@ -29,6 +29,8 @@ type record struct {
 	V2Mount      string        `json:"v2_mount,omitempty"`
 	KillGrace    time.Duration `json:"kill_grace"`
 	Created      time.Time     `json:"created"`
+	// CRIUPath restores the job (Spec.RestoreFrom).
+	CRIUPath string `json:"criu_path,omitempty"`
 }
 
 // cancelRequest is written before a cancel kills anything, so whoever writes

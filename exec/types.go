@@ -4,6 +4,8 @@ import (
 	"errors"
 	"syscall"
 	"time"
+
+	"github.com/hpc-sched/hpc/checkpoint"
 )
 
 // Isolation names the mechanism that confines a job.
@@ -48,6 +50,10 @@ type Config struct {
 	Isolation    Isolation     // "" = detect; force "none" for the fallback
 	KillGrace    time.Duration // walltime: signal, wait grace, then kill all; default 10s
 	ShimPath     string        // binary re-exec'd as the shim; default /proc/self/exe
+
+	// CRIU is the checked criu binary of the node (checkpoint.FindCRIU);
+	// nil when the node has none: jobs cannot then be restored here.
+	CRIU *checkpoint.CRIU
 }
 
 // GPUDevice is one GPU allocated to a job.
@@ -83,6 +89,9 @@ type Spec struct {
 	ArrayIndex    int // -1 = not an array
 	RestartCount  int
 	CheckpointDir string
+	// RestoreFrom, when set, is a CRIU image directory: the job is restored
+	// from it (its processes, memory and files continue) instead of started.
+	RestoreFrom string `json:",omitempty"`
 
 	Umask      uint32        // file mode mask of the job's processes (output files too)
 	Walltime   time.Duration // 0 = none

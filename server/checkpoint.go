@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
@@ -66,8 +67,11 @@ func (j *job) finishRun(o api.Outcome, run *api.Run) {
 		// system, and the job restarts from what it saved last.
 		cause = checkpoint.CauseWalltime
 	}
+	if o.CheckpointError != "" {
+		j.CheckpointError = o.CheckpointError
+	}
 	r := checkpoint.Run{State: o.State, ExitCode: o.ExitCode, NeverStarted: o.NeverStarted,
-		Cancelled: j.CancelRequested && o.State != api.StateCompleted}
+		Cancelled: j.CancelRequested && o.State != api.StateCompleted, CheckpointFailed: o.CheckpointError != ""}
 	d := checkpoint.Decide(p, r, cause, j.Restarts)
 	run.Stop = string(cause)
 	run.Checkpoints, run.LastCheckpoint, run.CheckpointError = j.Checkpoints, j.LastCheckpoint, j.CheckpointError
@@ -245,35 +249,33 @@ func (j *job) checkpointDue(now time.Time) (dueKind, bool) {
 	return 0, false
 }
 
-// CheckpointFailed records that a checkpoint of a job's run failed on a
-// node (a CRIU dump the job cannot take): the reason goes into the run
-// and the history, and a job whose policy says on_failure = "kill" is
-// stopped for good.
-func (s *Server) CheckpointFailed(jobID uint64, node, reason string) {
-	now := time.Now()
-	var agents []Agent
-	_, err := s.updateJob(jobID, func(j *job) error {
-		if !active(j.State) || !j.onNode(node) {
-			return skipJob
-		}
-		j.CheckpointError = reason
-		j.History = append(j.History, api.Transition{Time: now, State: j.State, Reason: "checkpoint failed on " + node + ": " + reason})
-		if checkpoint.OnFailure(j.OnFailure) == checkpoint.OnFailureKill {
-			// Not a stop by the system any more: the rule then ends the
-			// job with the run's own state instead of requeueing it.
-			j.StopCause, j.StopDeadline = "", nil
-			j.Requeue, j.MaxRestarts, j.RetryOnExit = false, j.Restarts, nil
-			agents = s.agentsOfLocked(j)
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("persist checkpoint failure", "job", jobID, "err", err)
-		return
+// criuFeature is the node label that CRIU jobs need: the placer matches it
+// like any other feature, so a criu job only goes where it can be dumped
+// and restored, and one that no node can take is refused at submit.
+const criuFeature = "criu"
+
+// nodeCheckpointModes are the checkpoint modes a node takes.
+func nodeCheckpointModes(reg api.NodeRegistration) []string {
+	if reg.CRIU != "" {
+		return []string{string(checkpoint.ModeSignal), string(checkpoint.ModeCRIU)}
 	}
-	for _, a := range agents {
-		if err := a.Cancel(jobID, "checkpoint failed and on_failure = \"kill\": "+reason); err != nil {
-			s.log.Warn("stop job after failed checkpoint", "job", jobID, "err", err)
-		}
+	return []string{string(checkpoint.ModeSignal)}
+}
+
+// nodeFeatures are the node's labels for the placer: its own, and "criu"
+// where the agent found a working CRIU.
+func nodeFeatures(reg api.NodeRegistration) []string {
+	if reg.CRIU == "" || slices.Contains(reg.Features, criuFeature) {
+		return reg.Features
 	}
+	return append(slices.Clip(reg.Features), criuFeature)
+}
+
+// placementFeatures are the labels the job needs: its own, and "criu" for
+// a CRIU job.
+func (j *job) placementFeatures() []string {
+	if checkpoint.Mode(j.CheckpointMode) != checkpoint.ModeCRIU || slices.Contains(j.Features, criuFeature) {
+		return j.Features
+	}
+	return append(slices.Clip(j.Features), criuFeature)
 }

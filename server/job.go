@@ -150,7 +150,7 @@ func (j *job) placementJob() placement.Job {
 			},
 		},
 		Walltime: j.Walltime,
-		Features: j.Features,
+		Features: j.placementFeatures(),
 	}
 }
 
@@ -252,5 +252,7 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		CheckpointDir: j.CheckpointDir,
 		Requeue:       j.Requeue,
 		Attempt:       j.Attempt,
+
+		CheckpointMode: j.CheckpointMode,
 	}
 }

@@ -171,7 +171,7 @@ func (s *Server) placementNodesLocked() []placement.Node {
 		pn := placement.Node{
 			Name:     name,
 			State:    placement.NodeUp,
-			Features: n.Reg.Features,
+			Features: nodeFeatures(n.Reg),
 			CPUs:     len(n.Reg.CPUIDs),
 			CPUIDs:   n.Reg.CPUIDs,
 			Memory:   n.Reg.Memory,
@@ -256,6 +256,7 @@ func (s *Server) apiNodes() []api.Node {
 			LastContact: n.contact(),
 		}
 		an.AgentVersion = n.AgentVersion
+		an.Checkpoint = nodeCheckpointModes(n.Reg)
 		for _, g := range n.Reg.GPUs {
 			g.Used = u.gpus[g.Index]
 			g.OutOfService = n.gpuOutOfService(g.Index)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hpc-sched/hpc/agent"
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/checkpoint"
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/resources"
@@ -152,7 +153,14 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
+	// Transparent checkpoints where this node has a working CRIU >= 4.1;
+	// the node then says so in its registration (hpcsub nodes).
+	criu, err := checkpoint.FindCRIU(ctx)
+	if err != nil {
+		log.Info("no CRIU checkpoints on this node", "why", err)
+	}
 	excfg := exec.Config{
+		CRIU:         criu,
 		StateDir:     filepath.Join(o.dataDir, "exec"),
 		CgroupParent: cgroupParent(o.dataDir),
 		AllowRoot:    true,
@@ -202,6 +210,9 @@ func runDev(parent context.Context, o devOptions) error {
 	// The node's agent speaks the same protocol as `hpcd agent`, in process.
 	ag := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), nil, memoryReserve(inv.Memory))
+	if criu != nil {
+		reg.CRIU = criu.Version
+	}
 	runner := agent.NewRunner(agent.Config{Node: reg, Log: log}, srv.InProcess(name), ag)
 	ag.SetReport(runner.Report)
 	if _, err := ag.AdoptAll(runner.Adopted); err != nil {

@@ -38,12 +38,12 @@ func (e *env) nodes(c *cli.Context) error {
 		return writeJSON(e.stdout, list)
 	}
 	tw := newTable(e.stdout)
-	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "ISOLATION", "REASON")
+	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "ISOLATION", "CHECKPOINT", "REASON")
 	for _, n := range list {
 		row(tw, n.Name, string(n.State),
 			fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs),
 			resources.FormatBytes(n.MemoryUsed)+"/"+resources.FormatBytes(n.Memory),
-			gpuSummary(n.GPUs), dashIfEmpty(n.Isolation), dashIfEmpty(n.Reason))
+			gpuSummary(n.GPUs), dashIfEmpty(n.Isolation), dashIfEmpty(strings.Join(n.Checkpoint, ",")), dashIfEmpty(n.Reason))
 	}
 	return tw.Flush()
 }
