@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hpc-sched/hpc/checkpoint"
 )
 
@@ -47,6 +49,9 @@ func prepareCheckpointDir(s Spec) error {
 
 // restoredPIDFile is where criu writes the pid of the restored tree.
 const restoredPIDFile = "restored.pid"
+
+// restoreTimeout bounds a CRIU restore; a job's restore takes seconds.
+const restoreTimeout = 2 * time.Minute
 
 // startOrRestore starts the job, or restores it from its CRIU images.
 func (s *shim) startOrRestore() (pid int, startErr string, err error) {
@@ -89,12 +94,23 @@ func (s *shim) restoreJob() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("start criu restore: %w", err)
 	}
+	// A restore that cannot finish (a lock the tree held is taken by
+	// someone else now) must not hold the job's launch forever.
+	timer := time.AfterFunc(restoreTimeout, func() { _ = unix.Kill(-p.Pid, unix.SIGKILL) })
 	st, err := p.Wait()
-	if err != nil {
-		return 0, fmt.Errorf("criu restore: %w", err)
+	timedOut := !timer.Stop()
+	if err == nil && !st.Success() {
+		err = fmt.Errorf("%s", st)
+		if timedOut {
+			err = fmt.Errorf("gave up after %s", restoreTimeout)
+		}
 	}
-	if !st.Success() {
-		return 0, fmt.Errorf("criu restore from %s failed (%s): see %s", spec.RestoreFrom, st, filepath.Join(spec.RestoreFrom, "restore.log"))
+	if err != nil {
+		// Whatever criu had restored so far goes with it.
+		if kerr := s.grp.killAll(s.self); kerr != nil {
+			s.log.Warn("kill a failed restore", "err", kerr)
+		}
+		return 0, fmt.Errorf("criu restore from %s failed (%v): see %s", spec.RestoreFrom, err, filepath.Join(spec.RestoreFrom, "restore.log"))
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {

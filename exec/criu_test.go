@@ -143,3 +143,27 @@ func hasCapSysResource(t *testing.T) bool {
 	}
 	return false
 }
+
+// A descriptor the daemon inherited without close-on-exec (a lock file
+// of the shell that started it) never reaches the job: it would leak, and
+// a CRIU restore of a job holding a lock on it would hang.
+func TestJobGetsNoInheritedDescriptors(t *testing.T) {
+	te := newTestExecutor(t, "")
+	fd, err := unix.Open(os.DevNull, unix.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	const leaked = 77
+	if err := unix.Dup3(fd, leaked, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(leaked)
+	s := te.spec(fmt.Sprintf(`if [ -e /proc/$$/fd/%d ]; then echo leaked; else echo clean; fi`, leaked))
+	if o := te.run(t, s); o.State != StateCompleted {
+		t.Fatalf("outcome %+v", o)
+	}
+	if got := strings.TrimSpace(readFile(t, s.Stdout)); got != "clean" {
+		t.Fatalf("job saw fd %d of the daemon: %s", leaked, got)
+	}
+}

@@ -109,6 +109,11 @@ func runInit() int {
 			return fail(exitSetupFailed, "set memory rlimit: %v", err)
 		}
 	}
+	// The job gets stdin, stdout and stderr and nothing else: descriptors
+	// the daemon inherited from whoever started it (a lock file, a pipe)
+	// must not reach the job, where they would leak and, once a CRIU dump
+	// holds a lock on one, hang its restore.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	err = unix.Exec(path, cfg.Argv, cfg.Env)
 	code := exitNotExecutable
 	if errors.Is(err, unix.ENOENT) {
