@@ -137,8 +137,16 @@ func TestDependencies(t *testing.T) {
 	if !strings.Contains(queue, fmt.Sprintf("Dependency (afterok:%d)", first)) {
 		t.Errorf("queue does not say what the job waits for:\n%s", queue)
 	}
+	// --wait prints the state changes as they happen.
+	_, errOut, code := c.hpcsub("submit", "--wait", "--afterany", fmt.Sprint(second), c.writeJob("third.hcl", `job "third" {
+  walltime = "1m"
+  task { script = "echo third >> order" }
+}`))
+	if code != 0 || !strings.Contains(errOut, fmt.Sprintf("PENDING: Dependency (afterany:%d)", second)) || !strings.HasSuffix(errOut, "COMPLETED\n") {
+		t.Errorf("submit --wait: exit %d, stderr %q", code, errOut)
+	}
 	c.waitState(second, 30*time.Second, api.StateCompleted)
-	if b, _ := os.ReadFile(filepath.Join(c.work, "order")); string(b) != "first\nsecond\n" {
+	if b, _ := os.ReadFile(filepath.Join(c.work, "order")); string(b) != "first\nsecond\nthird\n" {
 		t.Errorf("order = %q", b)
 	}
 
@@ -176,7 +184,7 @@ func TestDependencies(t *testing.T) {
 		t.Errorf("the job after the array saw %s elements done, want 3", got)
 	}
 	// Only one's own jobs.
-	_, errOut, code := c.hpcsubAs(nobody, "submit", "--afterok", fmt.Sprint(first), c.writeJob("x.hcl", `job "x" {
+	_, errOut, code = c.hpcsubAs(nobody, "submit", "--afterok", fmt.Sprint(first), c.writeJob("x.hcl", `job "x" {
   task { script = "true" }
 }`))
 	if code != 1 || !strings.Contains(errOut, "only on your own jobs") {
@@ -380,14 +388,19 @@ func TestDryRunCreatesNothing(t *testing.T) {
 		t.Errorf("a dry run created a job: %s", list)
 	}
 	c.waitState(c.submit(file), 30*time.Second, api.StateRunning)
+	c.submit(file) // blocked first: it holds the (EASY) reservation
 	out = c.must("submit", "--dry-run", "--json", file)
 	d.CanRun, d.Start, d.Reason = false, "", ""
 	json.Unmarshal([]byte(out), &d)
 	if d.CanRun || d.Reason != "Resources" {
 		t.Errorf("dry run on a full machine: %s", out)
 	}
-	if _, err := time.Parse(time.RFC3339, d.Start); err != nil {
-		t.Errorf("no reservation start in %s", out)
+	start, err := time.Parse(time.RFC3339, d.Start)
+	if err != nil || time.Until(start) < 9*time.Minute || len(d.Nodes) != 1 {
+		t.Errorf("the dry run does not say when and where, behind two 5-minute jobs: %s", out)
+	}
+	if out := c.must("submit", "--dry-run", file); !strings.Contains(out, "would wait (Resources), expected to start") {
+		t.Errorf("dry run text: %q", out)
 	}
 }
 

@@ -52,6 +52,14 @@ func (s *Server) dryRun(tmpl *job, now time.Time) *api.DryRun {
 	}
 	snap.Pending = append(snap.Pending, probe.placementJob())
 	dec := placement.Plan(snap, now, s.cfg.Policy)
+	if s.cfg.Policy.Depth != placement.DepthAll && !startsOrReserved(dec, probe.ID) {
+		// The cluster reserves for the first blocked jobs only: ask once
+		// more with every blocked job reserved (conservative), so the
+		// answer says when it would start as the queue stands now.
+		p := s.cfg.Policy
+		p.Depth = placement.DepthAll
+		dec = placement.Plan(snap, now, p)
+	}
 	for _, st := range dec.Starts {
 		if st.JobID != probe.ID {
 			continue
@@ -90,4 +98,20 @@ func explainInfeasible(err error, j *job) error {
 		return err
 	}
 	return errors.New(msg)
+}
+
+// startsOrReserved reports whether the decisions start job id or give it
+// a reservation.
+func startsOrReserved(dec placement.Decisions, id uint64) bool {
+	for _, st := range dec.Starts {
+		if st.JobID == id {
+			return true
+		}
+	}
+	for _, w := range dec.Waiting {
+		if w.JobID == id && !w.ReservedStart.IsZero() {
+			return true
+		}
+	}
+	return false
 }
