@@ -212,6 +212,9 @@ func TestArraysAsOneJob(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(c.work, fmt.Sprintf("sweep-%d_1.out", a)))
 		return string(b) == fmt.Sprintf("%d 1 7\n", a)
 	})
+	if out := c.must("logs", fmt.Sprintf("%d_1", a)); out != fmt.Sprintf("%d 1 7\n", a) {
+		t.Errorf("logs of element 1: %q", out)
+	}
 	queue := c.must("queue")
 	if !strings.Contains(queue, fmt.Sprintf("%d_1 ", a)) || !strings.Contains(queue, fmt.Sprintf("%d_[3-13:2]", a)) ||
 		strings.Count(queue, "\n") != 3 {
@@ -356,6 +359,9 @@ func TestQueueShowsEveryoneDetailsStayPrivate(t *testing.T) {
 	var j api.Job
 	if err := json.Unmarshal([]byte(out), &j); err != nil || j.Name != "rootjob" || j.Workdir != "" || j.Output != "" || !j.Private {
 		t.Errorf("another user's job as nobody sees it: %+v (%v)", j, err)
+	}
+	if _, errOut, code := c.hpcsubAs(nobody, "logs", fmt.Sprint(rootJob)); code != 1 || !strings.Contains(errOut, "its output is private") {
+		t.Errorf("logs of another's job: exit %d, %q", code, errOut)
 	}
 	_, errOut, code = c.hpcsubAs(nobody, "cancel", fmt.Sprint(rootJob))
 	if code != 1 || errOut != fmt.Sprintf("hpcsub: cancel %d: belongs to another user (root): you can change only your own jobs\n", rootJob) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -143,7 +144,11 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	for i := range targets {
 		if t := &targets[i]; t.ended {
 			if ref, err := jobs.ParseJobRef(t.name); err == nil {
-				t.err = s.notLive(ref.ID).Error()
+				err := s.notLive(ref.ID)
+				t.err = err.Error()
+				if errors.Is(err, ErrNotFound) {
+					t.err += ": see `hpcsub queue --me` or `hpcsub history`"
+				}
 			}
 		}
 	}

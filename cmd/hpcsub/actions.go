@@ -292,3 +292,29 @@ func exitText(j api.Job) string {
 	}
 	return "-"
 }
+
+// oneJob fetches the job an argument names: "42", or "42_7", one element
+// of array 42 (found among the array's elements).
+func (e *env) oneJob(ctx context.Context, cl *api.Client, cmd, arg string) (api.Job, error) {
+	ref, err := jobs.ParseJobRef(arg)
+	if err != nil || len(ref.Indices) > 1 {
+		return api.Job{}, usagef(cmd, "invalid job id %q: want 42 or 42_7", arg)
+	}
+	if ref.Indices == nil {
+		j, err := cl.Job(ctx, ref.ID)
+		if err != nil {
+			return j, jobError(cl, ref.ID, err)
+		}
+		return j, nil
+	}
+	all, err := cl.ArrayJobs(ctx, ref.ID)
+	if err != nil {
+		return api.Job{}, about(cl, "array "+strconv.FormatUint(ref.ID, 10), err)
+	}
+	for _, j := range all {
+		if j.ArrayIndex != nil && *j.ArrayIndex == ref.Indices[0] {
+			return j, nil
+		}
+	}
+	return api.Job{}, fmt.Errorf("job %s: no such array element (see `hpcsub show %d`)", arg, ref.ID)
+}

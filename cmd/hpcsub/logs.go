@@ -26,7 +26,7 @@ func logsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "logs",
 		Usage:     "print a job's output file (read from the shared filesystem)",
-		ArgsUsage: "ID",
+		ArgsUsage: "ID (42, or 42_7 for an array element)",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new output until the job ends"},
 			&cli.BoolFlag{Name: "error", Aliases: []string{"e"}, Usage: "the job's error file instead of its output file"},
@@ -36,19 +36,24 @@ func logsCommand(e *env) *cli.Command {
 }
 
 func (e *env) logs(c *cli.Context) error {
-	id, err := oneJobID("logs", c)
-	if err != nil {
-		return err
+	if c.NArg() != 1 {
+		if _, err := oneJobID("logs", c); err != nil {
+			return err
+		}
 	}
 	cl, err := e.client(c)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := e.request()
-	j, err := cl.Job(ctx, id)
+	j, err := e.oneJob(ctx, cl, "logs", c.Args().First())
 	cancel()
 	if err != nil {
-		return jobError(cl, id, err)
+		return err
+	}
+	id := j.ID
+	if j.Private {
+		return fmt.Errorf("job %s belongs to another user (%s): its output is private", c.Args().First(), j.User)
 	}
 	path := j.Output
 	if c.Bool("error") {
