@@ -41,9 +41,10 @@ func ResolveAddr(flag string) string {
 // Deadlines come from the context of each call: the client itself never
 // times out, because Wait legitimately holds a request open for WaitPoll.
 type Client struct {
-	addr string // as the user wrote it, for messages
-	base string // scheme://host prefix of every request URL
-	http *http.Client
+	addr  string // as the user wrote it, for messages
+	base  string // scheme://host prefix of every request URL
+	http  *http.Client
+	token string // sent over HTTPS (credentials.go)
 }
 
 // NewClient returns a client for addr: unix:///path/to.sock (HTTP over a
@@ -100,10 +101,19 @@ func NewClient(addr string) (*Client, error) {
 	if u.Path != "" && u.Path != "/" {
 		return nil, bad("no path is allowed after host:port")
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var token string
+	if u.Scheme == "https" {
+		// `hpcsub login` stored the user's token and the cluster CA.
+		if tr, token, err = httpsTransport(); err != nil {
+			return nil, err
+		}
+	}
 	return &Client{
-		addr: addr,
-		base: u.Scheme + "://" + u.Host,
-		http: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		addr:  addr,
+		base:  u.Scheme + "://" + u.Host,
+		http:  &http.Client{Transport: tr},
+		token: token,
 	}, nil
 }
 
@@ -284,6 +294,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -26,6 +26,14 @@ const (
 type DrainRequest struct {
 	Reason  string `json:"reason"`
 	Requeue bool   `json:"requeue"`
+	// GPU, when set, drains only that GPU (its index on the node).
+	GPU *int `json:"gpu,omitempty"`
+}
+
+// ResumeRequest is the optional body of a resume: GPU, when set, returns
+// only that GPU to service.
+type ResumeRequest struct {
+	GPU *int `json:"gpu,omitempty"`
 }
 
 // EnvAddr names the environment variable that overrides the server address.

@@ -333,7 +333,13 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	n, err := s.DrainNode(callerOf(r), r.PathValue("name"), req.Reason, req.Requeue)
+	var n api.Node
+	var err error
+	if req.GPU != nil { // gpudrain.go
+		n, err = s.DrainGPU(callerOf(r), r.PathValue("name"), *req.GPU, req.Reason)
+	} else {
+		n, err = s.DrainNode(callerOf(r), r.PathValue("name"), req.Reason, req.Requeue)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -342,7 +348,20 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
-	n, err := s.ResumeNode(callerOf(r), r.PathValue("name"))
+	var req api.ResumeRequest
+	if r.ContentLength != 0 { // the body is optional
+		if err := decodeBody(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	var n api.Node
+	var err error
+	if req.GPU != nil { // gpudrain.go
+		n, err = s.ResumeGPU(callerOf(r), r.PathValue("name"), *req.GPU)
+	} else {
+		n, err = s.ResumeNode(callerOf(r), r.PathValue("name"))
+	}
 	if err != nil {
 		writeError(w, err)
 		return

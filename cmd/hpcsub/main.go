@@ -81,6 +81,7 @@ func newApp(e *env) *cli.App {
 			nodesCommand(e),
 			nodeCommand(e),
 			completionCommand(e),
+			loginCommand(e),
 		},
 		Writer:                    e.stdout,
 		ErrWriter:                 e.stderr,

@@ -269,7 +269,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"submit", "-var", "novalue", "a.hcl"}, `invalid -var "novalue": want NAME=VALUE`},
 		{[]string{"submit", "a.hcl", "--wait=maybe"}, "invalid boolean value"},
 		{[]string{"validate"}, "hpcsub validate: missing FILE"},
-		{[]string{"node"}, "hpcsub node: missing node command: drain or resume"},
+		{[]string{"node"}, "hpcsub node: missing node command: drain, resume or remove"},
 		{[]string{"node", "reboot", "n1"}, `unknown node command "reboot"`},
 		{[]string{"node", "drain"}, "hpcsub node drain: missing node NAME"},
 		{[]string{"node", "drain", "n1"}, "hpcsub node drain: missing --reason TEXT"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/resources"
@@ -38,14 +39,38 @@ func (e *env) nodes(c *cli.Context) error {
 		return writeJSON(e.stdout, list)
 	}
 	tw := newTable(e.stdout)
-	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "ISOLATION", "CHECKPOINT", "REASON")
+	row(tw, "NAME", "STATE", "CPUS", "MEMORY", "GPUS", "FEATURES", "HEARTBEAT", "VERSION", "ISOLATION", "CHECKPOINT", "REASON")
+	now := time.Now()
 	for _, n := range list {
 		row(tw, n.Name, string(n.State),
 			fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs),
 			resources.FormatBytes(n.MemoryUsed)+"/"+resources.FormatBytes(n.Memory),
-			gpuSummary(n.GPUs), dashIfEmpty(n.Isolation), dashIfEmpty(strings.Join(n.Checkpoint, ",")), dashIfEmpty(n.Reason))
+			gpuSummary(n.GPUs), dashIfEmpty(strings.Join(n.Features, ",")), heartbeat(now, n.LastContact),
+			dashIfEmpty(n.AgentVersion), dashIfEmpty(n.Isolation), dashIfEmpty(strings.Join(n.Checkpoint, ",")), dashIfEmpty(nodeReason(n)))
 	}
 	return tw.Flush()
+}
+
+// heartbeat is the HEARTBEAT column: how long ago the agent was heard from.
+func heartbeat(now, last time.Time) string {
+	if last.IsZero() {
+		return "-"
+	}
+	return now.Sub(last).Round(time.Second).String() + " ago"
+}
+
+// nodeReason is the REASON column: the node's, then each GPU out of service.
+func nodeReason(n api.Node) string {
+	parts := []string{}
+	if n.Reason != "" {
+		parts = append(parts, n.Reason)
+	}
+	for _, g := range n.GPUs {
+		if g.OutOfService != "" {
+			parts = append(parts, fmt.Sprintf("GPU %d %s", g.Index, g.OutOfService))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // gpuSummary is the GPUS column: "used/total model", e.g. "2/4 H100".
@@ -71,14 +96,23 @@ func gpuSummary(gpus []api.GPU) string {
 	if len(models) > 0 {
 		s += " " + strings.Join(models, "+")
 	}
+	var out []string
+	for _, g := range gpus {
+		if g.OutOfService != "" {
+			out = append(out, fmt.Sprint(g.Index))
+		}
+	}
+	if len(out) > 0 {
+		s += " (out: " + strings.Join(out, ",") + ")"
+	}
 	return s
 }
 
 func nodeCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "node",
-		Usage:     "drain or resume a node (admins)",
-		ArgsUsage: "drain|resume NAME",
+		Usage:     "drain, resume or remove a node (admins)",
+		ArgsUsage: "drain|resume|remove NAME",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "drain",
@@ -87,6 +121,7 @@ func nodeCommand(e *env) *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "reason", Usage: "why, shown in `hpcsub nodes` (required)"},
 					&cli.BoolFlag{Name: "requeue", Usage: "checkpoint and requeue the node's running jobs instead of letting them finish"},
+					&cli.IntFlag{Name: "gpu", Value: -1, Usage: "take only this GPU (its index) out of service"},
 				},
 				Action: e.drain,
 			},
@@ -94,14 +129,16 @@ func nodeCommand(e *env) *cli.Command {
 				Name:      "resume",
 				Usage:     "return a drained or draining node to service",
 				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{&cli.IntFlag{Name: "gpu", Value: -1, Usage: "return only this GPU (its index) to service"}},
 				Action:    e.resume,
 			},
+			nodeRemoveCommand(e),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("node", "unknown node command %q: want drain or resume", c.Args().First())
+				return usagef("node", "unknown node command %q: want drain, resume or remove", c.Args().First())
 			}
-			return usagef("node", "missing node command: drain or resume")
+			return usagef("node", "missing node command: drain, resume or remove")
 		},
 	}
 }
@@ -132,9 +169,20 @@ func (e *env) drain(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
-	n, err := cl.Drain(ctx, name, api.DrainRequest{Reason: reason, Requeue: c.Bool("requeue")})
+	req := api.DrainRequest{Reason: reason, Requeue: c.Bool("requeue")}
+	if gpu := c.Int("gpu"); gpu >= 0 {
+		if req.Requeue {
+			return usagef("node drain", "--requeue drains the whole node: leave it out with --gpu")
+		}
+		req.GPU = &gpu
+	}
+	n, err := cl.Drain(ctx, name, req)
 	if err != nil {
 		return nodeError(cl, name, err)
+	}
+	if req.GPU != nil {
+		fmt.Fprintf(e.stdout, "node %s GPU %d out of service\n", name, *req.GPU)
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(string(n.State), "DRAINING"))
 	return nil
@@ -151,6 +199,13 @@ func (e *env) resume(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
+	if gpu := c.Int("gpu"); gpu >= 0 {
+		if _, err := cl.ResumeGPU(ctx, name, gpu); err != nil {
+			return nodeError(cl, name, err)
+		}
+		fmt.Fprintf(e.stdout, "node %s GPU %d in service\n", name, gpu)
+		return nil
+	}
 	n, err := cl.Resume(ctx, name)
 	if err != nil {
 		return nodeError(cl, name, err)

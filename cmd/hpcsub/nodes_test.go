@@ -19,7 +19,7 @@ func sampleNodes() []api.Node {
 	return []api.Node{
 		{Name: "gpu02", State: "DRAINING", Reason: "swap HBM", CPUs: 64, CPUsUsed: 32, Memory: 512 << 30, MemoryUsed: 100 << 30,
 			GPUs: gpus("NVIDIA H100 80GB HBM3", true, true, false, false), Isolation: "cgroup-v2", Checkpoint: []string{"signal"}},
-		{Name: "cpu01", State: "IDLE", CPUs: 16, Memory: 64 << 30, Isolation: "cgroup-v1", Checkpoint: []string{"signal", "criu"}},
+		{Name: "cpu01", State: "IDLE", CPUs: 16, Memory: 64 << 30, Isolation: "cgroup-v1", Checkpoint: []string{"signal", "criu"}, Features: []string{"ib", "avx512"}, AgentVersion: "0.7.0"},
 		{Name: "gpu01", State: "ALLOCATED", CPUs: 64, CPUsUsed: 64, Memory: 512 << 30, MemoryUsed: 3 << 29,
 			GPUs: gpus("NVIDIA A100-SXM4-40GB", true, true), Isolation: "none"},
 	}
@@ -28,12 +28,13 @@ func sampleNodes() []api.Node {
 func TestNodes(t *testing.T) {
 	f := newFakeServer(t)
 	f.nodes = sampleNodes()
+	f.nodes[0].GPUs[3].OutOfService = "drained: XID 79"
 	r := hpcsub("--addr", f.addr, "nodes")
 	want := "" +
-		"NAME   STATE      CPUS   MEMORY         GPUS                ISOLATION  CHECKPOINT   REASON\n" +
-		"cpu01  IDLE       0/16   0B/64GiB       -                   cgroup-v1  signal,criu  -\n" +
-		"gpu01  ALLOCATED  64/64  1.5GiB/512GiB  2/2 A100-SXM4-40GB  none       -            -\n" +
-		"gpu02  DRAINING   32/64  100GiB/512GiB  2/4 H100 80GB HBM3  cgroup-v2  signal       swap HBM\n"
+		"NAME   STATE      CPUS   MEMORY         GPUS                         FEATURES   HEARTBEAT  VERSION  ISOLATION  CHECKPOINT   REASON\n" +
+		"cpu01  IDLE       0/16   0B/64GiB       -                            ib,avx512  -          0.7.0    cgroup-v1  signal,criu  -\n" +
+		"gpu01  ALLOCATED  64/64  1.5GiB/512GiB  2/2 A100-SXM4-40GB           -          -          -        none       -            -\n" +
+		"gpu02  DRAINING   32/64  100GiB/512GiB  2/4 H100 80GB HBM3 (out: 3)  -          -          -        cgroup-v2  signal       swap HBM; GPU 3 drained: XID 79\n"
 	if r.code != 0 || r.stderr != "" || r.stdout != want {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
 	}
@@ -43,6 +44,7 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("nodes --json: exit %d, stderr %q", r.code, r.stderr)
 	}
 	nodes := sampleNodes()
+	nodes[0].GPUs[3].OutOfService = "drained: XID 79"
 	equalJSON(t, r.stdout, []api.Node{nodes[1], nodes[2], nodes[0]})
 }
 
