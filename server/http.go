@@ -348,6 +348,11 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	if !s.isAdmin(callerOf(r).UID) {
+		// Before reading the body: a non-admin learns nothing more.
+		writeError(w, forbidden("only admins may resume nodes"))
+		return
+	}
 	var req api.ResumeRequest
 	if r.ContentLength != 0 { // the body is optional
 		if err := decodeBody(r, &req); err != nil {
