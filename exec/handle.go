@@ -112,8 +112,15 @@ func (h *Handle) orphaned() (Outcome, error) {
 	}
 	o := Outcome{State: StateFailed, ExitCode: exitSetupFailed, Start: fi.ModTime(), End: time.Now(), HostFailure: true}
 	switch {
-	case h.pidLocked() == 0:
+	case h.shim.PID == 0:
+		// Launch records the shim before it releases it, and the shim
+		// starts the job only once released: with no shim on record, not
+		// one instruction of the job ran, and the job goes back to the
+		// queue (checkpoint.Decide) instead of ending NODE_FAIL or FAILED.
 		o.Reason = "the agent stopped before the job started"
+		o.NeverStarted = true
+	case h.pidLocked() == 0:
+		o.Reason = "the job's supervisor (shim) died before it reported the job's start; the job was killed"
 	default:
 		o.Reason = "the job's supervisor (shim) died; the job was killed"
 	}
