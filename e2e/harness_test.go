@@ -58,7 +58,7 @@ func startCluster(t testing.TB, extra ...string) *cluster {
 	t.Helper()
 	c := newCluster(t, extra...)
 	c.start()
-	t.Cleanup(c.stop)
+	t.Cleanup(c.shutdown)
 	return c
 }
 
@@ -125,6 +125,57 @@ func (c *cluster) stop() {
 	if c.t.Failed() {
 		c.t.Logf("hpcd log:\n%s", c.log)
 	}
+}
+
+// shutdown stops hpcd at the end of a test and ends the jobs it leaves.
+func (c *cluster) shutdown() {
+	c.stop()
+	c.killLeftoverJobs()
+}
+
+// killLeftoverJobs ends the shims (and the job trees under them) that a
+// stopped daemon left running by design, so that they neither outlive the
+// test nor write into its data directory while it is being removed.
+func (c *cluster) killLeftoverJobs() {
+	entries, _ := os.ReadDir("/proc")
+	var shims []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) == 2 && args[0] == "hpc-shim" && strings.HasPrefix(args[1], c.dataDir+string(filepath.Separator)) {
+			shims = append(shims, pid)
+		}
+	}
+	for _, pid := range shims {
+		killTree(pid)
+	}
+	for _, pid := range shims {
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// killTree SIGKILLs pid's descendants, then pid itself.
+func killTree(pid int) {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, f := range strings.Fields(string(children)) {
+			var child int
+			if _, err := fmt.Sscan(f, &child); err == nil {
+				killTree(child)
+			}
+		}
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
 }
 
 // hpcsub runs the CLI as root in the work directory.

@@ -75,7 +75,7 @@ func TestFullNodeDiskRequeuesAndDrains(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(state, syscall.MNT_DETACH) })
 	c.start()
-	t.Cleanup(c.stop)
+	t.Cleanup(c.shutdown)
 	filler := filepath.Join(state, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
