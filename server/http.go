@@ -1,12 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,8 +188,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 			states[api.JobState(st)] = true
 		}
 	}
+	brief := q.Get("view") == api.ViewBrief
 	s.mu.Lock()
 	out := make([]api.Job, 0)
+	var briefs []api.JobBrief
 	for _, j := range s.jobs {
 		if wantArray != 0 && j.ArrayJobID != wantArray {
 			continue
@@ -198,6 +202,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		if len(states) > 0 && !states[j.State] {
 			continue
 		}
+		if brief {
+			briefs = append(briefs, j.apiBrief())
+			continue
+		}
 		aj := j.apiJob()
 		aj.History = nil // list stays small; `show` has the history
 		if !admin && j.UID != c.UID {
@@ -206,6 +214,14 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		out = append(out, aj)
 	}
 	s.mu.Unlock()
+	if brief {
+		slices.SortFunc(briefs, func(a, b api.JobBrief) int { return cmp.Compare(a.ID, b.ID) })
+		if briefs == nil {
+			briefs = []api.JobBrief{} // [], not null
+		}
+		writeJSON(w, http.StatusOK, briefs)
+		return
+	}
 	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })
 	writeJSON(w, http.StatusOK, out)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/jobs"
-	"github.com/hpc-sched/hpc/placement"
 )
 
 // envBlobPrefix names environment blobs in the store.
@@ -113,7 +112,7 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	if rerr != nil {
 		return api.SubmitResponse{}, rerr
 	}
-	if err := placement.Feasible(nodes, tmpl.placementJob()); err != nil {
+	if err := s.feasible.check(nodes, tmpl.placementJob()); err != nil {
 		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", explainInfeasible(err, tmpl))
 	}
 	if req.DryRun {

@@ -126,3 +126,19 @@ func virtualJob(name, runtime, extra string) string {
 }
 `, name, extra, runtime)
 }
+
+// rawGet reads path from the server as bytes.
+func (c *cluster) rawGet(path string) ([]byte, error) {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", c.sock)
+	}}}
+	resp, err := hc.Get("http://hpcd" + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}

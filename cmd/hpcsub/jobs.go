@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"slices"
@@ -83,28 +84,50 @@ func (e *env) queue(c *cli.Context) error {
 		// Ask only for live jobs: the server keeps every finished one.
 		query = strings.Join(allStates[:5], ",") // the live ones
 	}
-	list, err := cl.Jobs(ctx, user, query)
+	// Filter here too: the answer is then right whatever the server
+	// supports, and ended jobs stay out of the default view.
+	keep := func(u string, st api.JobState) bool {
+		switch {
+		case user != "" && u != user:
+		case state != "" && !states[string(st)]:
+		case state == "" && !c.Bool("all") && api.Terminal(st):
+		default:
+			return true
+		}
+		return false
+	}
+	if c.Bool("json") {
+		list, err := cl.Jobs(ctx, user, query)
+		if err != nil {
+			return explain(cl, err)
+		}
+		shown := make([]api.Job, 0, len(list))
+		for _, j := range list {
+			if keep(j.User, j.State) {
+				shown = append(shown, j)
+			}
+		}
+		sort.Slice(shown, func(a, b int) bool { return shown[a].ID < shown[b].ID })
+		return writeJSON(e.stdout, shown)
+	}
+	// The table needs only the brief form: a fifth of the bytes, and a
+	// small struct, so 100,000 jobs decode in a fraction of a second.
+	list, err := cl.JobsBrief(ctx, user, query)
 	if err != nil {
 		return explain(cl, err)
 	}
-	// Filter here too: the answer is then right whatever the server
-	// supports, and ended jobs stay out of the default view.
 	shown := make([]api.Job, 0, len(list))
-	for _, j := range list {
-		switch {
-		case user != "" && j.User != user:
-		case state != "" && !states[string(j.State)]:
-		case state == "" && !c.Bool("all") && api.Terminal(j.State):
-		default:
-			shown = append(shown, j)
+	for _, b := range list {
+		if keep(b.User, b.State) {
+			shown = append(shown, b.Job())
 		}
 	}
 	sort.Slice(shown, func(a, b int) bool { return shown[a].ID < shown[b].ID })
-	if c.Bool("json") {
-		return writeJSON(e.stdout, shown)
-	}
 	now := e.now()
-	tw := newTable(e.stdout)
+	// tabwriter writes every cell on its own: buffer them, or a long queue
+	// costs a system call per cell.
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	tw := newTable(out)
 	row(tw, "JOBID", "NAME", "USER", "STATE", "TIME", "NODES", "REASON")
 	// Elements of an array that wait for the same reason fold into one
 	// line, as squeue prints them: 42_[3-99].
@@ -119,7 +142,10 @@ func (e *env) queue(c *cli.Context) error {
 		row(tw, g.label, dashIfEmpty(j.Name), dashIfEmpty(j.User), string(j.State),
 			formatElapsed(elapsed(j, now)), nodeList(j), dashIfEmpty(pendingReason(j, now)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }
 
 func showCommand(e *env) *cli.Command {

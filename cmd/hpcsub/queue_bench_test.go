@@ -1,0 +1,55 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+)
+
+// BenchmarkQueue100k is `hpcsub queue`'s own side of a 100,000-job queue:
+// decoding the brief list and printing the table (the server's answer is
+// prepared once). The whole path is measured by
+// agent/virtual's BenchmarkQueue.
+func BenchmarkQueue100k(b *testing.B) {
+	jobs := make([]api.JobBrief, 100_000)
+	start := testNow.Add(-time.Hour)
+	for i := range jobs {
+		idx := i % 1000
+		jobs[i] = api.JobBrief{ID: uint64(i + 1), Name: "sweep", User: "alice", State: api.StatePending, Reason: "Resources", ArrayIndex: &idx, NodesWanted: 1}
+		if i < 1000 {
+			jobs[i].State, jobs[i].Reason, jobs[i].StartTime, jobs[i].Nodes = api.StateRunning, "", &start, []string{fmt.Sprintf("cpu-%04d", i)}
+		}
+	}
+	body, err := json.Marshal(jobs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(b.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	ts.Listener = ln
+	ts.Start()
+	defer ts.Close()
+	b.Setenv(api.EnvAddr, "unix://"+sock)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if code := runContext(b.Context(), []string{"queue"}, io.Discard, io.Discard, func() time.Time { return testNow }); code != 0 {
+			b.Fatalf("hpcsub queue exited %d", code)
+		}
+	}
+	b.ReportMetric(float64(len(body))/(1<<20), "list-MiB")
+}
