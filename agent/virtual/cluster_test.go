@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpc-sched/hpc/agent"
 	"github.com/hpc-sched/hpc/agent/virtual"
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/resources/nodeclass"
@@ -20,17 +21,30 @@ import (
 	"github.com/hpc-sched/hpc/store"
 )
 
-// cluster is a real server (bbolt store, HTTP API on a Unix socket)
-// with virtual nodes attached in process: everything but the network
-// protocol between server and agents.
+// cluster is a real server (bbolt store, HTTP API on a Unix socket) and
+// a fleet of virtual nodes whose agents speak the agent protocol to it in
+// process: everything but TLS and the network.
 type cluster struct {
 	tb        testing.TB
 	srv       *server.Server
 	client    *api.Client
 	sock, cwd string
-	nodes     map[string]*virtual.Node
-	// ended counts the outcomes the server has recorded.
+	// ended counts the outcomes the server has taken from the agents.
 	ended atomic.Int64
+}
+
+// countingTransport counts the outcomes each successful sync delivered.
+type countingTransport struct {
+	agent.Transport
+	ended *atomic.Int64
+}
+
+func (t *countingTransport) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResponse, error) {
+	resp, err := t.Transport.Sync(ctx, req)
+	if err == nil {
+		t.ended.Add(int64(len(req.Outcomes)))
+	}
+	return resp, err
 }
 
 func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster {
@@ -55,17 +69,16 @@ func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &cluster{tb: tb, srv: srv, cwd: dir, nodes: map[string]*virtual.Node{}}
-	report := func(o api.Outcome) {
-		srv.Report(o)
-		c.ended.Add(1)
+	c := &cluster{tb: tb, srv: srv, cwd: dir}
+	ctx, cancel := context.WithCancel(context.Background())
+	fleet, err := virtual.NewFleet(ctx, picked, nil, func(_ context.Context, name string) (agent.Transport, error) {
+		return &countingTransport{Transport: srv.InProcess(name), ended: &c.ended}, nil
+	}, log)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	for _, nd := range picked {
-		vn := virtual.New(nd.Name, report, log)
-		if err := srv.AttachAgent(virtual.Registration(nd), vn); err != nil {
-			tb.Fatal(err)
-		}
-		c.nodes[nd.Name] = vn
+	if err := fleet.Register(ctx); err != nil {
+		tb.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "v")
 	if err != nil {
@@ -78,11 +91,12 @@ func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster 
 	}
 	hs := &http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext}
 	go hs.Serve(ln)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
+	done := make(chan struct{}, 2)
+	go func() { srv.Run(ctx); done <- struct{}{} }()
+	go func() { fleet.Run(ctx); done <- struct{}{} }()
 	tb.Cleanup(func() {
 		cancel()
+		<-done
 		<-done
 		hs.Close()
 		st.Close()

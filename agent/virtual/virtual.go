@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hpc-sched/hpc/api"
@@ -61,9 +60,9 @@ type run struct {
 	ended bool
 }
 
-// New makes virtual node name. report receives every outcome; it is
-// called without any lock of the node held, so it may call back (the
-// server releases the job from within its report).
+// New makes virtual node name, an agent.Executor. report receives every
+// outcome; it is called without any lock of the node held, so it may call
+// back into the node.
 func New(name string, report func(api.Outcome), log *slog.Logger) *Node {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -171,7 +170,7 @@ func (n *Node) Cancel(id uint64, reason string) error {
 
 // Signal is accepted for a job the node holds and otherwise ignored: a
 // virtual job has no process to deliver it to.
-func (n *Node) Signal(id uint64, sig syscall.Signal) error {
+func (n *Node) Signal(id uint64, sig string) error {
 	n.mu.Lock()
 	_, ok := n.jobs[id]
 	n.mu.Unlock()
@@ -193,40 +192,13 @@ func (n *Node) Release(id uint64) error {
 	return nil
 }
 
-// Held lists the jobs the node holds (running or ended, not released).
-func (n *Node) Held() []uint64 {
+// held reports whether the node holds job id (running or ended, not
+// released).
+func (n *Node) held(id uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]uint64, 0, len(n.jobs))
-	for id := range n.jobs {
-		out = append(out, id)
-	}
-	return out
-}
-
-// Reconcile keeps the jobs of running that the node holds, forgets every
-// other one, and returns those of running it has no trace of (a virtual
-// node's jobs live in memory: after a restart of its process, all).
-func (n *Node) Reconcile(running []uint64) ([]uint64, error) {
-	want := map[uint64]bool{}
-	for _, id := range running {
-		want[id] = true
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for id, r := range n.jobs {
-		if !want[id] {
-			r.timer.Stop()
-			delete(n.jobs, id)
-		}
-	}
-	var lost []uint64
-	for _, id := range running {
-		if _, ok := n.jobs[id]; !ok {
-			lost = append(lost, id)
-		}
-	}
-	return lost, nil
+	_, ok := n.jobs[id]
+	return ok
 }
 
 // Registration is what virtual node nd tells the server: CPUs 0..n-1, its
@@ -240,6 +212,7 @@ func Registration(nd nodeclass.Node) api.NodeRegistration {
 		Links:     nd.Links,
 		Features:  nd.Features,
 		Isolation: Isolation,
+		Virtual:   true,
 	}
 	for i := range reg.CPUIDs {
 		reg.CPUIDs[i] = i

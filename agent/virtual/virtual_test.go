@@ -3,7 +3,6 @@ package virtual
 import (
 	"context"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +93,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if o.JobID != 1 || o.State != api.StateCompleted || o.Node != "v-0001" || o.End.Before(o.Start) || o.Usage.ElapsedSeconds < 0.01 {
 		t.Errorf("outcome of the short job = %+v", o)
 	}
-	if err := n.Signal(2, 10); err != nil {
+	if err := n.Signal(2, "SIGUSR1"); err != nil {
 		t.Errorf("signal a held job: %v", err)
 	}
 	if err := n.Cancel(2, "cancelled by user"); err != nil {
@@ -112,46 +111,27 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Errorf("a second outcome: %+v", o)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if got := sorted(n.Held()); !reflect.DeepEqual(got, []uint64{1, 2}) {
-		t.Errorf("held before release = %v, want [1 2]", got)
-	}
 	for _, id := range []uint64{1, 2} {
+		if !n.held(id) {
+			t.Errorf("job %d not held before its release", id)
+		}
 		if err := n.Release(id); err != nil {
 			t.Fatal(err)
 		}
+		if n.held(id) {
+			t.Errorf("job %d still held after its release", id)
+		}
 	}
-	if len(n.Held()) != 0 {
-		t.Errorf("held after release = %v", n.Held())
+	if err := n.Release(3); err != nil {
+		t.Errorf("release of a job the node never had: %v", err)
 	}
 	if err := n.Cancel(1, "x"); err == nil {
 		t.Error("cancel of a released job succeeded")
 	}
-	if err := n.Signal(1, 10); err == nil {
+	if err := n.Signal(1, "SIGUSR1"); err == nil {
 		t.Error("signal of a released job succeeded")
 	}
 }
-
-func TestReconcile(t *testing.T) {
-	rec := newRecorder()
-	n := New("v", rec.report, nil)
-	for _, id := range []uint64{1, 2, 3} {
-		if err := n.Launch(context.Background(), api.Assignment{JobID: id, Walltime: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lost, err := n.Reconcile([]uint64{2, 3, 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(lost, []uint64{4}) {
-		t.Errorf("lost = %v, want [4]", lost)
-	}
-	if got := sorted(n.Held()); !reflect.DeepEqual(got, []uint64{2, 3}) {
-		t.Errorf("held = %v, want [2 3] (1 is unknown to the server)", got)
-	}
-}
-
-func sorted(ids []uint64) []uint64 { slices.Sort(ids); return ids }
 
 func TestSpread(t *testing.T) {
 	f, err := nodeclass.ReadFile("../../docs/examples/cluster.hcl")
@@ -195,7 +175,7 @@ func TestRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := Registration(f.Nodes()[0])
-	if reg.Name != "dgx-a100-0001" || len(reg.CPUIDs) != 256 || reg.CPUIDs[255] != 255 || len(reg.GPUs) != 8 || reg.Isolation != Isolation {
+	if reg.Name != "dgx-a100-0001" || len(reg.CPUIDs) != 256 || reg.CPUIDs[255] != 255 || len(reg.GPUs) != 8 || reg.Isolation != Isolation || !reg.Virtual {
 		t.Errorf("registration = %+v", reg)
 	}
 	if g := reg.GPUs[7]; g.UUID != "GPU-virtual-dgx-a100-0001-7" || g.NUMANode != 5 || g.Model != "NVIDIA A100-SXM4-80GB" {

@@ -20,6 +20,7 @@ import (
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/resources"
 	"github.com/hpc-sched/hpc/resources/inventory"
+	"github.com/hpc-sched/hpc/resources/nodeclass"
 )
 
 func agentCommand() *cli.Command {
@@ -35,12 +36,15 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "isolation", Value: "auto", Usage: "auto (cgroups when possible) or none (rlimits only)"},
 			&cli.StringFlag{Name: "listen", Usage: "local Unix socket for `hpcsub login` (default DATA_DIR/agent.sock)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.IntFlag{Name: "virtual", Usage: "run `N` virtual nodes of --node-class instead of this machine's (a test and scale tool: their jobs run nothing)"},
+			&cli.StringFlag{Name: "node-class", Usage: "node-class `FILE` (HCL) the virtual nodes are made from"},
 		},
 		Action: func(c *cli.Context) error {
 			return runAgent(c.Context, agentOptions{
 				server: c.String("server"), join: c.String("join"), name: c.String("name"),
 				dataDir: c.String("data-dir"), features: c.String("features"), isolation: c.String("isolation"),
 				listen: c.String("listen"), logLevel: c.String("log-level"),
+				virtual: c.Int("virtual"), nodeClass: c.String("node-class"), virtualSet: c.IsSet("virtual"),
 			})
 		},
 	}
@@ -48,6 +52,9 @@ func agentCommand() *cli.Command {
 
 type agentOptions struct {
 	server, join, name, dataDir, features, isolation, listen, logLevel string
+	virtual                                                            int // --virtual N (0: this machine)
+	virtualSet                                                         bool
+	nodeClass                                                          string
 }
 
 func defaultAgentDataDir() string {
@@ -88,6 +95,17 @@ func runAgent(parent context.Context, o agentOptions) error {
 	if err != nil {
 		return cli.Exit("hpcd agent: --features: "+err.Error(), 2)
 	}
+	var vnodes []nodeclass.Node
+	switch {
+	case o.virtualSet && o.name != "":
+		return cli.Exit("hpcd agent: --name and --virtual exclude each other: virtual nodes are named after their class (<class>-0001)", 2)
+	case o.virtualSet:
+		if vnodes, err = virtualNodes(o.virtual, o.nodeClass); err != nil {
+			return err
+		}
+	case o.nodeClass != "":
+		return cli.Exit("hpcd agent: --node-class goes with --virtual N", 2)
+	}
 	jf, err := agent.LoadJoinFile(o.join)
 	if err != nil {
 		return cli.Exit("hpcd agent: "+err.Error(), 2)
@@ -127,6 +145,9 @@ func runAgent(parent context.Context, o agentOptions) error {
 	}
 	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
 		dataDir = real
+	}
+	if vnodes != nil {
+		return runVirtualAgents(ctx, vnodes, features, jf, serverAddr, dataDir, log)
 	}
 	creds, err := agent.Join(ctx, jf, serverAddr, name, dataDir)
 	if err != nil {
