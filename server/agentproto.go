@@ -292,8 +292,12 @@ func (s *Server) markDown(name, reason string, now time.Time) {
 		s.log.Error("store DOWN node", "node", name, "err", err)
 	}
 	sort.Slice(stops, func(i, k int) bool { return stops[i].id < stops[k].id })
+	ids := make([]uint64, len(stops))
+	for i, st := range stops {
+		ids[i] = st.id
+	}
+	s.endLostJobs(ids, "node "+name+" is DOWN: "+reason, now)
 	for _, st := range stops {
-		s.endLost(st.id, "node "+name+" is DOWN: "+reason, now)
 		for _, a := range st.others {
 			if err := a.Cancel(st.id, "node "+name+" of the job is DOWN"); err != nil {
 				s.log.Warn("stop the rest of a job on a DOWN node", "job", st.id, "err", err)

@@ -108,7 +108,13 @@ func (s *Server) AttachAgent(reg api.NodeRegistration, a Agent) error {
 // restart rule requeues it when the job may restart and restarts remain,
 // else it is NODE_FAIL.
 func (s *Server) endLost(id uint64, reason string, now time.Time) {
-	_, err := s.updateJob(id, func(j *job) error {
+	s.endLostJobs([]uint64{id}, reason, now)
+}
+
+// endLostJobs is endLost for many jobs in one commit: a DOWN node's jobs
+// are requeued together, not one fsync after another.
+func (s *Server) endLostJobs(ids []uint64, reason string, now time.Time) {
+	_, err := s.updateJobs(ids, func(j *job) error {
 		if api.Terminal(j.State) {
 			return skipJob
 		}
@@ -129,7 +135,7 @@ func (s *Server) endLost(id uint64, reason string, now time.Time) {
 		return nil
 	})
 	if err != nil {
-		s.log.Error("end lost job", "job", id, "err", err)
+		s.log.Error("end lost jobs", "jobs", ids, "err", err)
 	}
 }
 

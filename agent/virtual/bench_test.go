@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpc-sched/hpc/agent"
+	"github.com/hpc-sched/hpc/agent/virtual"
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/resources/nodeclass"
+	"github.com/hpc-sched/hpc/server"
 )
 
 // passLog is a slog handler that keeps the server's "scheduling pass"
@@ -378,3 +382,81 @@ func loadAvg() float64 {
 
 // liveStates are the states of jobs that have not ended.
 const liveStates = "PENDING,HELD,RUNNING,CHECKPOINTING,REQUEUED"
+
+// BenchmarkDownNodeRequeue measures how long the jobs of a node whose
+// agent is gone take to be requeued, on the 1,000-node cluster plus one
+// more node in a fleet of its own. 128 one-CPU requeue = true jobs run
+// there; then its agent stops (as kill -9 would: no goodbye), and the
+// benchmark times the server's DOWN verdict (DownTimeout 3 s here, 30 s by
+// default) and, from that verdict, until none of its jobs is RUNNING.
+func BenchmarkDownNodeRequeue(b *testing.B) {
+	const jobs = 128
+	for i := 0; i < b.N; i++ {
+		c := startClusterWith(b, server.Config{AllowRoot: true, DefaultWalltime: time.Hour, DownTimeout: 3 * time.Second},
+			"../../docs/examples/cluster.hcl", 1000, nil)
+		classFile := filepath.Join(b.TempDir(), "victim.hcl")
+		if err := os.WriteFile(classFile, []byte("class \"victim\" {\n  count    = 1\n  cpus     = 128\n  memory   = \"256GiB\"\n  features = [\"victim\"]\n}\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		f, err := nodeclass.ReadFile(classFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vctx, stopVictim := context.WithCancel(context.Background())
+		victim, err := virtual.NewFleet(vctx, f.Nodes(), nil, func(_ context.Context, name string) (agent.Transport, error) {
+			return c.srv.InProcess(name), nil
+		}, c.log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := victim.Register(vctx); err != nil {
+			b.Fatal(err)
+		}
+		stopped := make(chan struct{})
+		go func() { victim.Run(vctx); close(stopped) }()
+		c.submit(virtualJob("on-victim", "3600", fmt.Sprintf("  features = [\"victim\"]\n  requeue  = true\n  array { count = %d }", jobs)))
+		waitCount(b, c, api.StateRunning, jobs, time.Minute)
+
+		t0 := time.Now()
+		stopVictim()
+		<-stopped
+		ctx := context.Background()
+		var down time.Time
+		for down.IsZero() {
+			nodes, err := c.client.Nodes(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, n := range nodes {
+				if n.Name == "victim-0001" && n.State == api.NodeDown {
+					down = time.Now()
+				}
+			}
+			if time.Since(t0) > time.Minute {
+				b.Fatal("victim-0001 not DOWN after a minute")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			running, err := c.client.JobsBrief(ctx, "", string(api.StateRunning))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(running) == 0 {
+				break
+			}
+			if time.Since(down) > time.Minute {
+				b.Fatalf("%d jobs still RUNNING a minute after the node went DOWN", len(running))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		requeued := time.Since(down)
+		pending, err := c.client.JobsBrief(ctx, "", string(api.StatePending))
+		if err != nil || len(pending) != jobs {
+			b.Fatalf("%d jobs PENDING after the requeue (%v), want %d", len(pending), err, jobs)
+		}
+		b.ReportMetric(down.Sub(t0).Seconds(), "down-detect-s")
+		b.ReportMetric(float64(requeued.Microseconds())/1000, "requeue-after-down-ms")
+		b.ReportMetric(loadAvg(), "loadavg-1m")
+	}
+}

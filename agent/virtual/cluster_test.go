@@ -31,6 +31,7 @@ type cluster struct {
 	sock, cwd string
 	// ended counts the outcomes the server has taken from the agents.
 	ended atomic.Int64
+	log   *slog.Logger
 }
 
 // countingTransport counts the outcomes each successful sync delivered.
@@ -49,6 +50,12 @@ func (t *countingTransport) Sync(ctx context.Context, req api.SyncRequest) (api.
 
 func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster {
 	tb.Helper()
+	return startClusterWith(tb, server.Config{AllowRoot: true, DefaultWalltime: time.Hour}, file, n, log)
+}
+
+// startClusterWith is startCluster with the server's configuration.
+func startClusterWith(tb testing.TB, cfg server.Config, file string, n int, log *slog.Logger) *cluster {
+	tb.Helper()
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -65,11 +72,11 @@ func startCluster(tb testing.TB, file string, n int, log *slog.Logger) *cluster 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := server.New(server.Config{AllowRoot: true, DefaultWalltime: time.Hour}, st, log)
+	srv, err := server.New(cfg, st, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &cluster{tb: tb, srv: srv, cwd: dir}
+	c := &cluster{tb: tb, srv: srv, cwd: dir, log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	fleet, err := virtual.NewFleet(ctx, picked, nil, func(_ context.Context, name string) (agent.Transport, error) {
 		return &countingTransport{Transport: srv.InProcess(name), ended: &c.ended}, nil
