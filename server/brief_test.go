@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
+
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 )
@@ -31,11 +34,15 @@ func TestBriefListMatchesFullList(t *testing.T) {
 			t.Fatalf("GET %s brief: %d %s", query, code, brief)
 		}
 		var fj []api.Job
-		var bj []api.JobBrief
+		var list api.JobList
 		if err := json.Unmarshal(full, &fj); err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(brief, &bj); err != nil {
+		if err := json.Unmarshal(brief, &list); err != nil {
+			t.Fatal(err)
+		}
+		bj, err := api.ParseBriefTSV(list.TSV)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(fj) == 0 || len(fj) != len(bj) {
@@ -50,15 +57,23 @@ func TestBriefListMatchesFullList(t *testing.T) {
 			t.Errorf("%s: brief list is %d bytes, full %d: not much smaller", query, len(brief), len(full))
 		}
 	}
-	if code, body := h.as(0, http.MethodGet, "/v1/jobs?state=COMPLETED&view=brief", nil); code != http.StatusOK || string(body) != "[]\n" {
-		t.Errorf("an empty brief list = %d %q, want 200 []", code, body)
+	if code, body := h.as(0, http.MethodGet, "/v1/jobs?state=COMPLETED&view=brief", nil); code != http.StatusOK ||
+		string(body) != `{"tsv":"`+strings.ReplaceAll(api.BriefColumns, "\t", `\t`)+`\n"}`+"\n" {
+		t.Errorf("an empty brief list = %d %s, want 200 and the header line only", code, body)
 	}
 }
 
-// briefOf keeps the fields of j that JobBrief has (no nodes: nil).
+// briefOf keeps the fields of j that JobBrief has (no nodes: nil; times
+// local, as a brief line's Unix nanoseconds read back).
 func briefOf(j api.Job) api.Job {
 	if len(j.Nodes) == 0 {
 		j.Nodes = nil
+	}
+	for _, p := range []**time.Time{&j.StartTime, &j.EndTime, &j.ReservedStart} {
+		if *p != nil {
+			u := (*p).Local()
+			*p = &u
+		}
 	}
 	return api.JobBrief{ID: j.ID, Name: j.Name, User: j.User, State: j.State, Reason: j.Reason, ArrayJobID: j.ArrayJobID,
 		ArrayIndex: j.ArrayIndex, NodesWanted: j.NodesWanted, Nodes: j.Nodes, StartTime: j.StartTime, EndTime: j.EndTime,

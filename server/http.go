@@ -216,10 +216,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if brief {
 		slices.SortFunc(briefs, func(a, b api.JobBrief) int { return cmp.Compare(a.ID, b.ID) })
-		if briefs == nil {
-			briefs = []api.JobBrief{} // [], not null
+		tsv := make([]byte, 0, 64+len(briefs)*96)
+		tsv = append(tsv, api.BriefColumns+"\n"...)
+		for _, b := range briefs {
+			tsv = b.AppendTSV(tsv)
 		}
-		writeJSON(w, http.StatusOK, briefs)
+		writeJSON(w, http.StatusOK, api.JobList{TSV: string(tsv)})
 		return
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })

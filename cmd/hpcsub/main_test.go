@@ -136,6 +136,16 @@ func (f *fakeServer) list(w http.ResponseWriter, r *http.Request) {
 	for _, j := range f.jobs {
 		out = append(out, j)
 	}
+	if r.URL.Query().Get("view") == api.ViewBrief {
+		tsv := []byte(api.BriefColumns + "\n")
+		for _, j := range out {
+			tsv = api.JobBrief{ID: j.ID, ArrayJobID: j.ArrayJobID, ArrayIndex: j.ArrayIndex, Name: j.Name, User: j.User,
+				State: j.State, Reason: j.Reason, NodesWanted: j.NodesWanted, Nodes: j.Nodes,
+				StartTime: j.StartTime, EndTime: j.EndTime, ReservedStart: j.ReservedStart}.AppendTSV(tsv)
+		}
+		reply(w, 200, api.JobList{TSV: string(tsv)})
+		return
+	}
 	reply(w, 200, out)
 }
 

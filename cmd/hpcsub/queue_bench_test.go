@@ -19,16 +19,17 @@ import (
 // prepared once). The whole path is measured by
 // agent/virtual's BenchmarkQueue.
 func BenchmarkQueue100k(b *testing.B) {
-	jobs := make([]api.JobBrief, 100_000)
+	tsv := []byte(api.BriefColumns + "\n")
 	start := testNow.Add(-time.Hour)
-	for i := range jobs {
+	for i := range 100_000 {
 		idx := i % 1000
-		jobs[i] = api.JobBrief{ID: uint64(i + 1), Name: "sweep", User: "alice", State: api.StatePending, Reason: "Resources", ArrayIndex: &idx, NodesWanted: 1}
+		j := api.JobBrief{ID: uint64(i + 1), ArrayJobID: uint64(i/1000*1000 + 1), Name: "sweep", User: "alice", State: api.StatePending, Reason: "Resources", ArrayIndex: &idx, NodesWanted: 1}
 		if i < 1000 {
-			jobs[i].State, jobs[i].Reason, jobs[i].StartTime, jobs[i].Nodes = api.StateRunning, "", &start, []string{fmt.Sprintf("cpu-%04d", i)}
+			j.State, j.Reason, j.StartTime, j.Nodes = api.StateRunning, "", &start, []string{fmt.Sprintf("cpu-%04d", i)}
 		}
+		tsv = j.AppendTSV(tsv)
 	}
-	body, err := json.Marshal(jobs)
+	body, err := json.Marshal(api.JobList{TSV: string(tsv)})
 	if err != nil {
 		b.Fatal(err)
 	}
