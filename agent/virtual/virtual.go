@@ -10,7 +10,8 @@
 // (from the job's environment; a decimal number, default the job's
 // walltime) and then ends COMPLETED, or FAILED with HPC_VIRTUAL_EXIT when
 // that is set and not 0. A runtime beyond the walltime ends TIMEOUT at the
-// walltime, as a real job would.
+// walltime, and a signal acts as on a process that handles none (SIGTERM
+// ends it, SIGCONT does nothing), as a real job would.
 package virtual
 
 import (
@@ -21,7 +22,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/resources/nodeclass"
@@ -78,6 +82,7 @@ type plan struct {
 	d      time.Duration
 	state  api.JobState
 	code   int
+	signal string // the signal that ended it, if one did
 	reason string
 }
 
@@ -147,7 +152,7 @@ func (n *Node) end(id uint64, r *run, p plan) {
 	n.mu.Unlock()
 	end := n.now()
 	n.report(api.Outcome{
-		JobID: id, Node: n.name, State: p.state, ExitCode: p.code, Reason: p.reason,
+		JobID: id, Node: n.name, State: p.state, ExitCode: p.code, Signal: p.signal, Reason: p.reason,
 		Start: r.start, End: end,
 		Usage: api.Usage{ElapsedSeconds: end.Sub(r.start).Seconds()},
 	})
@@ -168,17 +173,41 @@ func (n *Node) Cancel(id uint64, reason string) error {
 	return nil
 }
 
-// Signal is accepted for a job the node holds and otherwise ignored: a
-// virtual job has no process to deliver it to.
+// Signal delivers sig to the job as to a process that handles no signal:
+// one whose default action ends a process (SIGTERM, SIGINT, SIGUSR1,
+// SIGKILL, ...) ends the job now, FAILED with 128+signo as a killed
+// process would (the server makes that CANCELLED when a cancel sent it);
+// any other is ignored.
 func (n *Node) Signal(id uint64, sig string) error {
 	n.mu.Lock()
-	_, ok := n.jobs[id]
+	r, ok := n.jobs[id]
 	n.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("job %d does not run on %s", id, n.name)
 	}
-	n.log.Debug("virtual job signalled", "node", n.name, "job", id, "signal", sig)
+	num := unix.SignalNum(sig)
+	if num == 0 {
+		return fmt.Errorf("unknown signal %q", sig)
+	}
+	if !terminates(num) {
+		n.log.Debug("virtual job ignores a signal", "node", n.name, "job", id, "signal", sig)
+		return nil
+	}
+	if r.timer.Stop() {
+		go n.end(id, r, plan{state: api.StateFailed, code: 128 + int(num), signal: sig,
+			reason: "killed by signal " + sig + " (virtual run)"})
+	}
 	return nil
+}
+
+// terminates reports whether a signal's default action ends a process.
+func terminates(sig syscall.Signal) bool {
+	switch sig {
+	case unix.SIGCHLD, unix.SIGCONT, unix.SIGURG, unix.SIGWINCH,
+		unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return false
+	}
+	return true
 }
 
 // Release forgets a job whose outcome the server has stored.

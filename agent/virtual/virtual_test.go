@@ -93,7 +93,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if o.JobID != 1 || o.State != api.StateCompleted || o.Node != "v-0001" || o.End.Before(o.Start) || o.Usage.ElapsedSeconds < 0.01 {
 		t.Errorf("outcome of the short job = %+v", o)
 	}
-	if err := n.Signal(2, "SIGUSR1"); err != nil {
+	if err := n.Signal(2, "SIGCONT"); err != nil {
 		t.Errorf("signal a held job: %v", err)
 	}
 	if err := n.Cancel(2, "cancelled by user"); err != nil {
@@ -130,6 +130,46 @@ func TestNodeLifecycle(t *testing.T) {
 	}
 	if err := n.Signal(1, "SIGUSR1"); err == nil {
 		t.Error("signal of a released job succeeded")
+	}
+}
+
+func TestSignal(t *testing.T) {
+	tests := []struct {
+		sig   string
+		ends  bool
+		code  int
+		isErr bool
+	}{
+		{"SIGCONT", false, 0, false},
+		{"SIGWINCH", false, 0, false},
+		{"SIGTERM", true, 143, false},
+		{"SIGKILL", true, 137, false},
+		{"SIGUSR1", true, 138, false},
+		{"SIGBOGUS", false, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sig, func(t *testing.T) {
+			rec := newRecorder()
+			n := New("v", rec.report, nil)
+			if err := n.Launch(context.Background(), api.Assignment{JobID: 1, Walltime: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Signal(1, tt.sig); (err != nil) != tt.isErr {
+				t.Fatalf("Signal(%s) = %v, want error %v", tt.sig, err, tt.isErr)
+			}
+			if !tt.ends {
+				select {
+				case o := <-rec.ch:
+					t.Fatalf("%s ended the job: %+v", tt.sig, o)
+				case <-time.After(50 * time.Millisecond):
+				}
+				return
+			}
+			o := rec.next(t)
+			if o.State != api.StateFailed || o.ExitCode != tt.code || o.Signal != tt.sig {
+				t.Errorf("after %s: %+v, want FAILED %d %s", tt.sig, o, tt.code, tt.sig)
+			}
+		})
 	}
 }
 
