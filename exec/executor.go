@@ -227,6 +227,12 @@ func (e *Executor) startShim(dir string) (*osexec.Cmd, *os.File, *os.File, error
 	cmd.ExtraFiles = []*os.File{stW}
 	// Its own session: the shim (and the job) outlive the agent.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// The shim outlives the daemon: it must not hold descriptors the daemon
+	// inherited without close-on-exec (a wrapper's lock file, a socket
+	// passed in), or a lock stays taken and a socket stays open for as long
+	// as any job runs. Go opens its own with O_CLOEXEC already; os/exec
+	// still hands the shim the ones it is given.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err := cmd.Start(); err != nil {
 		relW.Close()
 		stR.Close()
