@@ -204,7 +204,7 @@ func (h *HTTPS) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResponse
 	var resp api.SyncResponse
 	// A server that holds the request much longer than asked (or a dead
 	// connection that never says so) must not stall the heartbeat.
-	ctx, cancel := context.WithTimeout(ctx, req.Wait+10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, req.Wait+5*time.Second)
 	defer cancel()
 	err := post(ctx, h.client, h.server, api.RouteAgentSync, req, &resp)
 	return resp, err
