@@ -68,7 +68,7 @@ func Registration(name string, inv inventory.Inventory, isolation string, featur
 		Isolation: isolation,
 	}
 	for _, g := range inv.GPUs {
-		reg.GPUs = append(reg.GPUs, api.GPU{Index: g.Index, UUID: g.UUID, Model: g.Model, Memory: g.Memory, NUMANode: g.NUMANode})
+		reg.GPUs = append(reg.GPUs, api.GPU{Index: g.Index, UUID: g.UUID, Model: g.Model, Memory: g.Memory, NUMANode: g.NUMANode, PCIBusID: g.PCIBusID})
 	}
 	return reg
 }

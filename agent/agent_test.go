@@ -31,7 +31,7 @@ func TestRegistration(t *testing.T) {
 		Name: "gpu07", CPUIDs: []int{0, 1, 4, 5}, Memory: 62 << 30, Links: inv.Links,
 		Features: []string{"ib"}, Isolation: "cgroup-v1",
 		GPUs: []api.GPU{
-			{Index: 0, UUID: "GPU-a", Model: "NVIDIA H100 80GB HBM3", Memory: 80 << 30, NUMANode: 0},
+			{Index: 0, UUID: "GPU-a", Model: "NVIDIA H100 80GB HBM3", Memory: 80 << 30, NUMANode: 0, PCIBusID: "0000:3b:00.0"},
 			{Index: 1, UUID: "GPU-b", Model: "NVIDIA H100 80GB HBM3", Memory: 80 << 30, NUMANode: 1},
 		},
 	}

@@ -50,6 +50,7 @@ type Config struct {
 type heldJob struct {
 	attempt uint64
 	requeue bool
+	fenced  bool // stopped by self-fencing: the node's failure, not the job's
 	ended   *api.Outcome
 }
 
@@ -115,6 +116,12 @@ func (r *Runner) Report(o api.Outcome) {
 	}
 	if o.Attempt == 0 {
 		o.Attempt = j.attempt
+	}
+	if j.fenced && o.State != api.StateCompleted {
+		// Whatever the server decided meanwhile, this run ended because
+		// the node lost the server: a host failure, requeued when allowed.
+		o.State, o.HostFailure = api.StateNodeFail, true
+		o.Reason = "self-fenced: " + r.cfg.Node.Name + " lost contact with the server"
 	}
 	j.ended = &o
 	r.unsent = append(r.unsent, o)
@@ -363,6 +370,7 @@ func (r *Runner) fence(ctx context.Context) {
 		var stop []uint64
 		for id, j := range r.jobs {
 			if j.ended == nil && j.requeue {
+				j.fenced = true
 				stop = append(stop, id)
 			}
 		}

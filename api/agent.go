@@ -82,9 +82,17 @@ type NodeRegistration struct {
 	Links     [][]resources.Link `json:"links,omitempty"`
 	Features  []string           `json:"features,omitempty"`
 	Isolation string             `json:"isolation"`
+	// NUMA lists the node's NUMA nodes with their CPUs (empty when unknown).
+	NUMA []NUMANode `json:"numa,omitempty"`
 	// Virtual marks a node of `hpcd agent --virtual` (a test and scale tool).
 	Virtual bool `json:"virtual,omitempty"`
 	// CRIU is the version of the CRIU the agent found and checked at
 	// start ("" when none works): the node then takes criu jobs.
 	CRIU string `json:"criu,omitempty"`
+}
+
+// NUMANode is one NUMA node of a machine and its CPUs.
+type NUMANode struct {
+	ID   int   `json:"id"`
+	CPUs []int `json:"cpus"`
 }

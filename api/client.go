@@ -309,6 +309,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		if errors.As(err, &op) && op.Op == "dial" {
 			return &UnavailableError{Addr: c.addr, Err: err}
 		}
+		if hint := tlsHint(err); hint != "" { // credentials.go
+			return fmt.Errorf("%s %s at %s: %s: %w", method, path, c.addr, hint, err)
+		}
 		return fmt.Errorf("%s %s at %s: %w", method, path, c.addr, err)
 	}
 	defer resp.Body.Close()

@@ -127,3 +127,14 @@ func (c *Client) ResumeGPU(ctx context.Context, name string, gpu int) (Node, err
 	err := c.do(ctx, http.MethodPost, nodeRoute(RouteNodeResume, name), nil, ResumeRequest{GPU: &gpu}, &n)
 	return n, err
 }
+
+// tlsHint says what to do when the server's certificate is not trusted:
+// the cluster CA comes with `hpcsub login`.
+func tlsHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &ua) || errors.As(err, &cv) {
+		return "the server's certificate is not from a CA this client knows; run `hpcsub login` on a node of the cluster (it stores the cluster CA and your token)"
+	}
+	return ""
+}

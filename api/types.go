@@ -146,6 +146,7 @@ type GPU struct {
 	Memory   int64  `json:"memory"`
 	Used     bool   `json:"used"`
 	NUMANode int    `json:"numa_node"`
+	PCIBusID string `json:"pci_bus_id,omitempty"` // e.g. "0000:3b:00.0"
 	// OutOfService says why the placer gives this GPU out no more: an
 	// admin's drain or the agent's health check (empty when in service).
 	OutOfService string `json:"out_of_service,omitempty"`
@@ -165,6 +166,8 @@ type Node struct {
 	Isolation   string    `json:"isolation"` // cgroup-v1, cgroup-v2 or none (rlimits)
 	Jobs        []uint64  `json:"jobs,omitempty"`
 	LastContact time.Time `json:"last_contact"`
+	// NUMA lists the node's NUMA nodes and their CPUs, as its agent reported.
+	NUMA []NUMANode `json:"numa,omitempty"`
 	// AgentVersion is the hpcd version of the node's agent.
 	AgentVersion string `json:"agent_version,omitempty"`
 

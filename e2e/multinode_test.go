@@ -20,7 +20,7 @@ import (
 
 // downTimeout is the DOWN timeout of the multi-node tests: short, so a
 // lost node is noticed in seconds.
-const downTimeout = "2s"
+const downTimeout = "3s"
 
 // multiNode is one `hpcd server` with several real `hpcd agent`
 // processes on loopback, each with its own name, data directory and
@@ -428,5 +428,55 @@ EOT
 		if strings.TrimSpace(string(data)) != want {
 			t.Errorf("rank %d saw %q, want %q", rank, data, want)
 		}
+	}
+}
+
+// hpcsubEnv runs hpcsub as root with extra environment variables.
+func (m *multiNode) hpcsubEnv(env []string, args ...string) (string, string, int) {
+	m.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "hpcsub"), args...)
+	cmd.Dir = m.work
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		m.t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func TestClusterLoginThroughAnAgentAndHTTPS(t *testing.T) {
+	m := startMultiNode(t, "127.0.0.1")
+	m.startAgent("a1")
+	config := t.TempDir()
+	env := []string{"XDG_CONFIG_HOME=" + config}
+	// Over HTTPS without a token: refused, with what to do.
+	if _, errOut, code := m.hpcsubEnv(env, "--addr", m.addr, "nodes"); code == 0 || !strings.Contains(errOut, "hpcsub login") {
+		t.Errorf("nodes over https without a token: exit %d: %s", code, errOut)
+	}
+	// The agent's socket vouches for the local uid.
+	agentSock := "unix://" + filepath.Join(m.base, "agent-a1", "agent.sock")
+	out, errOut, code := m.hpcsubEnv(env, "--addr", agentSock, "login")
+	if code != 0 || !strings.Contains(out, "token for root") {
+		t.Fatalf("login through the agent: exit %d: %s %s", code, out, errOut)
+	}
+	st, err := os.Stat(filepath.Join(config, "hpc", "credentials.json"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials: %v %v", err, st)
+	}
+	out, errOut, code = m.hpcsubEnv(env, "--addr", m.addr, "nodes", "--json")
+	if code != 0 || !strings.Contains(out, `"a1"`) {
+		t.Fatalf("nodes over https with the token: exit %d: %s %s", code, out, errOut)
+	}
+	file := m.writeJob("hello.hcl", `job "hello" {
+  walltime = "1m"
+  task { script = "echo hello over https" }
+}`)
+	out, errOut, code = m.hpcsubEnv(env, "--addr", m.addr, "submit", "--wait", file)
+	if code != 0 {
+		t.Fatalf("submit over https: exit %d: %s %s", code, out, errOut)
 	}
 }

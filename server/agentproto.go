@@ -395,7 +395,7 @@ func checkRegister(id AgentIdentity, req api.RegisterRequest) error {
 			return bad("GPU index %d is negative, too large or repeated", g.Index)
 		}
 		gseen[g.Index] = true
-		if g.Memory < 0 || g.Memory > 1<<44 || len(g.Model) > 256 || len(g.UUID) > 256 {
+		if g.Memory < 0 || g.Memory > 1<<44 || len(g.Model) > 256 || len(g.UUID) > 256 || len(g.PCIBusID) > 64 {
 			return bad("GPU %d: memory, model or UUID out of range", g.Index)
 		}
 	}
@@ -415,6 +415,14 @@ func checkRegister(id AgentIdentity, req api.RegisterRequest) error {
 	for _, f := range r.Features {
 		if f == "" || len(f) > api.MaxFeatureLen || strings.IndexFunc(f, func(c rune) bool { return !unicode.IsPrint(c) || unicode.IsSpace(c) }) >= 0 {
 			return bad("feature %q: 1..%d printable characters without spaces", f, api.MaxFeatureLen)
+		}
+	}
+	if len(r.NUMA) > 1024 {
+		return bad("%d NUMA nodes: at most 1024", len(r.NUMA))
+	}
+	for _, n := range r.NUMA {
+		if n.ID < 0 || n.ID >= 1024 || len(n.CPUs) > api.MaxNodeCPUs {
+			return bad("NUMA node %d out of range", n.ID)
 		}
 	}
 	if len(r.Isolation) > 32 {

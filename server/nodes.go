@@ -261,7 +261,7 @@ func (s *Server) apiNodes() []api.Node {
 			Jobs:        u.jobs,
 			LastContact: n.contact(),
 		}
-		an.AgentVersion = n.AgentVersion
+		an.AgentVersion, an.NUMA = n.AgentVersion, n.Reg.NUMA
 		an.Checkpoint = nodeCheckpointModes(n.Reg)
 		for _, g := range n.Reg.GPUs {
 			g.Used = u.gpus[g.Index]

@@ -179,6 +179,7 @@ func runAgent(parent context.Context, o agentOptions) error {
 	defer stopAgent()
 	local := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), features, memoryReserve(inv.Memory))
+	reg.NUMA = agent.NUMANodes("/sys", reg.CPUIDs)
 	tr := agent.NewHTTPS(serverAddr, creds)
 	health := agent.NewGPUHealth(ctx, log)
 	runner := agent.NewRunner(agent.Config{Node: reg, Log: log, Health: health.Check}, tr, local)

@@ -210,6 +210,7 @@ func runDev(parent context.Context, o devOptions) error {
 	// The node's agent speaks the same protocol as `hpcd agent`, in process.
 	ag := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), nil, memoryReserve(inv.Memory))
+	reg.NUMA = agent.NUMANodes("/sys", reg.CPUIDs)
 	if criu != nil {
 		reg.CRIU = criu.Version
 	}
