@@ -407,7 +407,7 @@ func TestClusterGangPartFailure(t *testing.T) {
 #!/bin/sh
 echo "$HPC_NODE_RANK/$HPC_NNODES $HPC_NODELIST" > rank-$HPC_JOB_ID-$HPC_NODE_RANK
 if [ "$HPC_NODE_RANK" = 1 ]; then sleep 1; exit 3; fi
-sleep 60
+sleep 25
 EOT
   }
 }
@@ -415,7 +415,7 @@ EOT
 	start := time.Now()
 	id := m.submit(file)
 	j := m.waitState(id, 60*time.Second, api.StateFailed)
-	if time.Since(start) > 45*time.Second {
+	if time.Since(start) > 20*time.Second {
 		t.Errorf("the gang's other part was not stopped: the job took %v", time.Since(start))
 	}
 	failed := j.Nodes[1]
