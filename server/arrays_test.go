@@ -108,8 +108,8 @@ func TestDependencyStates(t *testing.T) {
 	ok := submitDep("afterok:" + itoa(first))
 	notok := submitDep("afternotok:" + itoa(first))
 	anyID := submitDep("afterany:t") // by name: the latest live job named t, notok
-	h.schedule() // first starts
-	h.schedule() // after sees it started
+	h.schedule()                     // first starts
+	h.schedule()                     // after sees it started
 	if h.state(first) != api.StateRunning || h.state(after) != api.StateRunning {
 		t.Fatalf("first %s, after %s; want both RUNNING (after waits for the start only)", h.state(first), h.state(after))
 	}
