@@ -190,7 +190,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	brief := q.Get("view") == api.ViewBrief
 	s.mu.Lock()
-	out := make([]api.Job, 0)
+	var out []api.Job
+	if !brief {
+		// Sized once: grown by appends, a list of 100,000 jobs left
+		// three times its size in dropped arrays behind.
+		out = make([]api.Job, 0, s.countListedLocked(wantUser, states))
+	}
 	var briefs []api.JobBrief
 	for _, j := range s.jobs {
 		if wantArray != 0 && j.ArrayJobID != wantArray {
@@ -225,7 +230,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })
-	writeJSON(w, http.StatusOK, out)
+	writeJobsJSON(w, out)
 }
 
 // ownJob finds job {id} and checks that the caller may see it; s.mu is
