@@ -98,6 +98,10 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 			}
 		case hasLaunch(unsent[jid]):
 			resend = append(resend, unsent[jid]...)
+		case s.launching[jid]:
+			// Committed RUNNING, launch not yet handed over: it reaches
+			// this session, or fails and is requeued, on its own. Taking
+			// it for lost as well would run it twice.
 		default:
 			lost = append(lost, jid)
 		}

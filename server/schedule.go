@@ -101,11 +101,19 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 		j.waitReason, j.reservedStart = "", time.Time{}
 		j.to(api.StateRunning, "started on "+strings.Join(j.nodeNames(), ","), now)
 		j.Reason = "" // the start reason lives in the history only
+		// Set with the record installed (s.mu held): from the moment the
+		// job shows RUNNING until its launch is handed over.
+		s.launching[j.ID] = true
 		return nil
 	})
 	if err != nil {
 		// Not durable: nothing changed and nothing was launched; the jobs
 		// stay in the queue for the next pass.
+		s.mu.Lock()
+		for _, id := range ids {
+			delete(s.launching, id)
+		}
+		s.mu.Unlock()
 		s.log.Error("persist starts", "err", err)
 		return
 	}
@@ -123,6 +131,11 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 		s.launches.Add(1)
 		go func() {
 			defer s.launches.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.launching, id)
+				s.mu.Unlock()
+			}()
 			s.launch(ctx, id)
 		}()
 	}

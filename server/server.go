@@ -81,6 +81,9 @@ type Server struct {
 	// releasing: the agent still holds a job's previous run; a requeued
 	// job must not start again on the node until it is released.
 	releasing map[uint64]bool
+	// launching: committed RUNNING, its launch not yet handed to the
+	// node's agent (a registration meanwhile must not take it for lost).
+	launching map[uint64]bool
 	// hostFailures counts each node's host failures in a row; unstored
 	// holds outcomes whose commit failed, to report again (hostfail.go).
 	hostFailures map[string]int
@@ -119,6 +122,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		kick:      make(chan struct{}, 1),
 		writing:   map[uint64]chan struct{}{},
 		releasing: map[uint64]bool{},
+		launching: map[uint64]bool{},
 		started:   time.Now(),
 		shares:    newShareTable(cfg.FairShare),
 		feasible:  newFeasibleMemo(),
