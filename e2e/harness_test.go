@@ -22,6 +22,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(floodEnv) != "" {
+		os.Exit(runFlood())
+	}
 	dir, err := os.MkdirTemp("", "hpc-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

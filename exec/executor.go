@@ -21,6 +21,7 @@ import (
 // Executor runs jobs on this node, each under its own shim.
 type Executor struct {
 	cfg     Config
+	pids    int64 // a job's pids limit when its Spec sets none
 	iso     Isolation
 	v2mount string
 	drv     driver
@@ -46,6 +47,13 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = 10 * time.Second
 	}
+	if cfg.PidsShare == 0 {
+		cfg.PidsShare = DefaultPidsShare
+	}
+	pids, err := pidsPerJob(cfg.PidsShare)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
 	if cfg.ShimPath == "" {
 		cfg.ShimPath = "/proc/self/exe"
 	}
@@ -56,7 +64,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	if iso != IsolationNone && os.Geteuid() != 0 {
 		return nil, fmt.Errorf("exec: isolation %s needs root", iso)
 	}
-	e := &Executor{cfg: cfg, iso: iso, log: log.With("component", "exec")}
+	e := &Executor{cfg: cfg, iso: iso, pids: pids, log: log.With("component", "exec")}
 	if iso == IsolationV2 {
 		e.v2mount = v2MountFor()
 	}
@@ -70,7 +78,7 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("exec: create state dir: %w", err)
 	}
-	e.log.Info("executor ready", "isolation", iso, "state_dir", cfg.StateDir, "cgroup_parent", cfg.CgroupParent)
+	e.log.Info("executor ready", "pids_per_job", pids, "isolation", iso, "state_dir", cfg.StateDir, "cgroup_parent", cfg.CgroupParent)
 	return e, nil
 }
 
@@ -97,6 +105,9 @@ func (e *Executor) jobDir(jobID uint64) string {
 func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 	if err := validate(s, e.cfg.AllowRoot); err != nil {
 		return nil, err
+	}
+	if s.Pids <= 0 {
+		s.Pids = e.pids
 	}
 	if os.Geteuid() != 0 && (s.UID != uint32(os.Geteuid()) || s.GID != uint32(os.Getegid())) {
 		return nil, fmt.Errorf("job %d: %w: the agent is not root and cannot run jobs as uid %d", s.JobID, ErrInvalidSpec, s.UID)

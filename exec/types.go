@@ -54,6 +54,10 @@ type Config struct {
 	// CRIU is the checked criu binary of the node (checkpoint.FindCRIU);
 	// nil when the node has none: jobs cannot then be restored here.
 	CRIU *checkpoint.CRIU
+
+	// PidsShare is the share of kernel.pid_max a job may use when its
+	// Spec sets no Pids; 0 = DefaultPidsShare.
+	PidsShare float64
 }
 
 // GPUDevice is one GPU allocated to a job.

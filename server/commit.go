@@ -113,11 +113,13 @@ func (s *Server) updateJobs(ids []uint64, change func(j *job) error) ([]*job, er
 		return nil, err
 	}
 	for _, c := range changed {
-		if cur, ok := s.jobs[c.ID]; ok {
+		cur, ok := s.jobs[c.ID]
+		if ok {
 			// Derived, unstored fields may have been set on the record
 			// while the copy was committed; a pending job keeps them.
 			c.waitReason, c.reservedStart = cur.waitReason, cur.reservedStart
 		}
+		s.countLocked(cur, c)
 		s.jobs[c.ID] = c
 	}
 	if len(changed) > 0 {

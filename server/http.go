@@ -28,19 +28,13 @@ type callerKey struct{}
 // needed locally. Connections of any other kind carry no caller and every
 // request on them is refused.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return ctx
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return ctx
-	}
 	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil || credErr != nil {
+	if lc, ok := c.(*limitedConn); ok {
+		cred = lc.cred // read once, when Listen's listener accepted it
+	} else {
+		cred = peerCred(c)
+	}
+	if cred == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, callerKey{}, Caller{UID: cred.Uid, GID: cred.Gid})

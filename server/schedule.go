@@ -16,12 +16,14 @@ import (
 func (s *Server) snapshotLocked() placement.Snapshot {
 	snap := placement.Snapshot{Nodes: s.placementNodesLocked()}
 	arrayRunning := map[uint64]int{}
+	userRunning := map[uint32]int{}
 	var pending []*job
 	for _, j := range s.jobs {
 		if j.State == api.StatePending && !j.CancelRequested && !s.releasing[j.ID] {
 			pending = append(pending, j)
 		}
 		if active(j.State) {
+			userRunning[j.UID]++
 			start := j.Submit
 			if j.Start != nil {
 				start = *j.Start
@@ -51,6 +53,9 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 				continue
 			}
 			arrayRunning[j.ArrayJobID]++
+		}
+		if !s.runningLimitLocked(userRunning, j) {
+			continue
 		}
 		snap.Pending = append(snap.Pending, j.placementJob())
 	}

@@ -57,6 +57,11 @@ type Config struct {
 	// DrainAfterHostFailures drains a node after this many host failures
 	// in a row (hostfail.go); 0 = DefaultDrainAfterHostFailures, <0 never.
 	DrainAfterHostFailures int
+	// Limits protect the daemon from one user (limits.go).
+	Limits Limits
+	// Accounts associates user names with the accounts they may charge
+	// (policy.go); empty: each user charges their own groups.
+	Accounts map[string][]string
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -88,6 +93,9 @@ type Server struct {
 	// holds outcomes whose commit failed, to report again (hostfail.go).
 	hostFailures map[string]int
 	unstored     map[string]api.Outcome
+	// queuedBy counts each user's PENDING and HELD jobs (limits.go).
+	queuedBy map[uint32]int
+	conns    connCounter
 
 	kick     chan struct{}
 	launches sync.WaitGroup // launches in flight, joined at shutdown
@@ -129,7 +137,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 
 		hostFailures: map[string]int{},
 		unstored:     map[string]api.Outcome{},
+		queuedBy:     map[uint32]int{},
 	}
+	s.cfg.Limits = cfg.Limits.withDefaults()
 	if err := s.shares.load(st); err != nil {
 		return nil, fmt.Errorf("load fair-share usage: %w", err)
 	}
@@ -166,6 +176,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 			}
 		}
 		s.jobs[id] = j
+		s.countLocked(nil, j)
 		return nil
 	})
 	if err != nil {

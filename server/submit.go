@@ -101,6 +101,9 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	if who.uid == 0 && !s.cfg.AllowRoot {
 		return api.SubmitResponse{}, refuse(http.StatusForbidden, "jobs may not run as root on this cluster: submit as an ordinary user")
 	}
+	if err := s.checkSubmitPolicy(c, who, spec); err != nil {
+		return api.SubmitResponse{}, err
+	}
 	tmpl, rerr := s.jobTemplate(spec, who, req)
 	if rerr != nil {
 		return api.SubmitResponse{}, rerr
@@ -133,6 +136,9 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	if spec.Array != nil {
 		n = spec.Array.Count
 	}
+	if err := s.reserveQueued(who.uid, n); err != nil {
+		return api.SubmitResponse{}, err
+	}
 	now := time.Now()
 	created := make([]*job, 0, n)
 	ids, err := s.store.CreateJobs(n, func(id uint64, i int) ([]byte, error) {
@@ -147,11 +153,12 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 		return json.Marshal(j)
 	})
 	if err != nil {
+		s.cancelReserve(who.uid, n)
 		return api.SubmitResponse{}, refuse(http.StatusInternalServerError, "could not store the job: %v", err)
 	}
 	s.mu.Lock()
 	for _, j := range created {
-		s.jobs[j.ID] = j
+		s.jobs[j.ID] = j // counted by reserveQueued
 	}
 	s.notifyLocked()
 	s.mu.Unlock()

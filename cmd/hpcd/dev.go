@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,9 +45,14 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain the node after this many host failures in a row (0: never)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
-		}, accountingFlags()...),
+			&cli.Float64Flag{Name: "job-pids-share", Value: exec.DefaultPidsShare, Usage: "share of kernel.pid_max one job may use"},
+		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			acct, err := readAccountingFlags(c)
+			if err != nil {
+				return err
+			}
+			limits, accounts, err := readLimits(c)
 			if err != nil {
 				return err
 			}
@@ -65,6 +69,9 @@ func devCommand() *cli.Command {
 				cpuprof:    c.String("cpuprofile"),
 				killWait:   c.Duration("kill-wait"),
 				drainAfter: c.Int("drain-after-host-failures"),
+				limits:     limits,
+				accounts:   accounts,
+				pidsShare:  c.Float64("job-pids-share"),
 			})
 		},
 	}
@@ -77,6 +84,9 @@ type devOptions struct {
 	walltime, killWait                                      time.Duration
 	accounting                                              accountingOptions
 	drainAfter                                              int
+	limits                                                  server.Limits
+	accounts                                                map[string][]string
+	pidsShare                                               float64
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -165,6 +175,7 @@ func runDev(parent context.Context, o devOptions) error {
 		CgroupParent: cgroupParent(o.dataDir),
 		AllowRoot:    true,
 		ShimPath:     shimBeside(log),
+		PidsShare:    o.pidsShare,
 	}
 	if o.isolation == "none" {
 		excfg.Isolation = exec.IsolationNone
@@ -194,6 +205,8 @@ func runDev(parent context.Context, o devOptions) error {
 		CheckpointRoot:         ckptRoot,
 		CancelGrace:            o.killWait,
 		DrainAfterHostFailures: drainAfter,
+		Limits:                 o.limits,
+		Accounts:               o.accounts,
 	}, st, log)
 	if err != nil {
 		return err
@@ -237,7 +250,10 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext, ReadHeaderTimeout: 10 * time.Second}
+	// Limits on connections per user, idle time and descriptors: one user
+	// must not be able to starve the launches of everyone's jobs.
+	ln = srv.Listen(ln)
+	hs := srv.HTTPServer()
 	ran := make(chan struct{})
 	go func() { srv.Run(ctx); close(ran) }()
 	errc := make(chan error, 1)

@@ -27,7 +27,7 @@ func serverCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "server",
 		Usage: "run the cluster's central server: users on its Unix socket or HTTPS, agents on HTTPS",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: api.DefaultDataDir(), Usage: "where the store, the cluster CA and agent-join live"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "unix:///path.sock or https://HOST:PORT (repeatable)"},
 			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
@@ -35,9 +35,15 @@ func serverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "down-timeout", Value: 30 * time.Second, Usage: "a node whose agent has not been heard from this long is DOWN"},
 			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		}, limitsFlags()...),
 		Action: func(c *cli.Context) error {
+			limits, accounts, err := readLimits(c)
+			if err != nil {
+				return err
+			}
 			return runServer(c.Context, serverOptions{
+				limits:      limits,
+				accounts:    accounts,
 				dataDir:     c.String("data-dir"),
 				listen:      c.StringSlice("listen"),
 				policy:      placement.Backfill(c.String("policy")),
@@ -56,6 +62,8 @@ type serverOptions struct {
 	policy                placement.Backfill
 	walltime, downTimeout time.Duration
 	killWait              time.Duration
+	limits                server.Limits
+	accounts              map[string][]string
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -138,6 +146,8 @@ func runServer(parent context.Context, o serverOptions) error {
 		AdminUIDs:       []uint32{uint32(os.Getuid())},
 		DownTimeout:     o.downTimeout,
 		CancelGrace:     o.killWait,
+		Limits:          o.limits,
+		Accounts:        o.accounts,
 	}, st, log)
 	if err != nil {
 		return err
@@ -156,7 +166,7 @@ func runServer(parent context.Context, o serverOptions) error {
 			return err
 		}
 		sockets = append(sockets, ln.Addr().String())
-		serve(&http.Server{Handler: srv.Handler(), ConnContext: server.ConnContext, ReadHeaderTimeout: 10 * time.Second}, ln)
+		serve(srv.HTTPServer(), srv.Listen(ln))
 	}
 	if len(httpsAddrs) > 0 {
 		var joinAddrs []string
