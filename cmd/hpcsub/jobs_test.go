@@ -242,11 +242,11 @@ func TestLogs(t *testing.T) {
 func TestCopyFromOffset(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "out", "abcdef")
 	var b strings.Builder
-	n, err := copyFrom(&b, p, 2)
+	n, err := copyFrom(&b, p, 2, 0)
 	if err != nil || n != 4 || b.String() != "cdef" {
 		t.Errorf("copyFrom = %d, %v, %q", n, err, b.String())
 	}
-	if n, err := copyFrom(&b, p+".missing", 0); n != 0 || err != nil {
+	if n, err := copyFrom(&b, p+".missing", 0, 0); n != 0 || err != nil {
 		t.Errorf("missing file: %d, %v; want 0, nil", n, err)
 	}
 	if err := os.Remove(p); err != nil {

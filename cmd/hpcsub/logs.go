@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,7 +65,7 @@ func (e *env) logs(c *cli.Context) error {
 		path = filepath.Join(j.Workdir, path)
 	}
 	if !c.Bool("follow") {
-		f, err := os.Open(path)
+		f, err := openOutput(path, j.UID)
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("job %d (%s) has no output yet: %s does not exist", id, j.State, path)
 		}
@@ -88,7 +87,7 @@ func (e *env) follow(cl *api.Client, j api.Job, path string) error {
 	var off int64
 	done := api.Terminal(j.State)
 	for tick := 1; ; tick++ {
-		n, err := copyFrom(e.stdout, path, off)
+		n, err := copyFrom(e.stdout, path, off, j.UID)
 		off += n
 		if err != nil {
 			return fmt.Errorf("job %d: %w", j.ID, err)
@@ -114,9 +113,10 @@ func (e *env) follow(cl *api.Client, j api.Job, path string) error {
 	}
 }
 
-// copyFrom copies path from offset off to w; a missing file is no error.
-func copyFrom(w io.Writer, path string, off int64) (int64, error) {
-	f, err := os.Open(path)
+// copyFrom copies path from offset off to w, read as uid (openOutput); a
+// missing file is no error.
+func copyFrom(w io.Writer, path string, off int64, uid int) (int64, error) {
+	f, err := openOutput(path, uid)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
