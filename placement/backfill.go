@@ -224,19 +224,16 @@ type rcand struct {
 }
 
 // idleBefore is how long before t the resources a reservation takes on
-// node ni (the lowest cpus positions of cpuFree, as commit takes them,
+// node ni (the cpus positions of cpuFree commit would take (pickCPUs),
 // and gpus) have been free: t minus the latest end of an allocation that
 // holds any of them, or t minus now.
 func (c *cluster) idleBefore(ni int32, t int64, cpuFree []uint64, cpus int, gpus uint64) int64 {
-	take := c.takeScratch[:0]
-	for w := range cpuFree {
-		var m uint64
-		for f := cpuFree[w]; f != 0 && cpus > 0; f &= f - 1 {
-			m |= f & -f
-			cpus--
-		}
-		take = append(take, m)
+	if cap(c.takeScratch) < len(cpuFree) {
+		c.takeScratch = make([]uint64, len(cpuFree))
 	}
+	take := c.takeScratch[:len(cpuFree)]
+	clear(take)
+	c.pickCPUs(ni, cpuFree, cpus, gpus, take)
 	c.takeScratch = take
 	since := c.now
 	for _, ai := range c.nodes[ni].allocs {

@@ -30,6 +30,8 @@ type node struct {
 	mem      int64
 	gpus     []GPU
 	gpuIndex []int // positions in Node.GPUs order, for reordering links
+	numaCPU  [][]uint64 // per NUMA node, its cpu positions; nil: no layout (numa.go)
+	gpuNUMA  []int      // per GPU position, its NUMA node
 
 	// Free now, after every running allocation and every start decided
 	// in this pass.
@@ -185,6 +187,7 @@ func newCluster(s Snapshot, now time.Time, prof *profile) *cluster {
 		n.nFreeCPU = n.ncpu
 		n.freeMem = n.mem
 		n.freeGPU = c.classes[ci].allGPUs
+		c.setNUMA(in, &n)
 		c.nodes = append(c.nodes, n)
 	}
 	c.applyRunning(s.Running)

@@ -311,15 +311,12 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	if now {
 		na = NodeAlloc{Node: n.name, Memory: req.Memory, CPUs: make([]int, 0, req.CPUs)}
 	}
-	left := req.CPUs
-	for w := 0; w < len(cpuFree) && left > 0; w++ {
-		for m := cpuFree[w]; m != 0 && left > 0; m &= m - 1 {
-			p := w*64 + bits.TrailingZeros64(m)
-			ra.cpus[w] |= 1 << (p % 64)
-			if now {
-				na.CPUs = append(na.CPUs, n.cpuID(p))
+	left := req.CPUs - c.pickCPUs(ni, cpuFree, req.CPUs, gpus, ra.cpus)
+	if now {
+		for w, m := range ra.cpus {
+			for ; m != 0; m &= m - 1 {
+				na.CPUs = append(na.CPUs, n.cpuID(w*64+bits.TrailingZeros64(m)))
 			}
-			left--
 		}
 	}
 	for m := gpus; now && m != 0; m &= m - 1 {

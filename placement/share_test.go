@@ -93,3 +93,37 @@ func TestGPUModelAlternatives(t *testing.T) {
 		}
 	}
 }
+
+// TestNUMALocality: a GPU job's CPUs come from its GPUs' NUMA node first,
+// then from the other; without a layout, the lowest ids as before.
+func TestNUMALocality(t *testing.T) {
+	node := Node{Name: "g", CPUs: 8, Memory: 1 << 30, NUMA: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}},
+		GPUs: []GPU{{ID: 0, Model: "A100", NUMA: 0}, {ID: 1, Model: "A100", NUMA: 1}}}
+	running := []Running{{JobID: 9, End: t0.Add(time.Hour), Nodes: []NodeAlloc{{Node: "g", CPUs: []int{0, 4}, GPUs: []int{0}}}}}
+	job := func(cpus int) Job {
+		return Job{ID: 1, Submit: t0, Walltime: time.Hour, PerNode: Request{CPUs: cpus, GPU: GPURequest{Count: 1}}}
+	}
+	cases := []struct {
+		name  string
+		node  Node
+		cpus  int
+		wantC []int
+	}{
+		{"on the GPU's node", node, 2, []int{5, 6}},
+		{"spills to the other node", node, 5, []int{1, 5, 6, 7, 2}},
+		{"no layout: lowest ids", Node{Name: "g", CPUs: 8, Memory: 1 << 30, GPUs: node.GPUs}, 2, []int{1, 2}},
+	}
+	for _, c := range cases {
+		for _, depth := range []int{DepthEASY, DepthAll} {
+			d := Plan(Snapshot{Nodes: []Node{c.node}, Running: running, Pending: []Job{job(c.cpus)}}, t0, Policy{Depth: depth})
+			if len(d.Starts) != 1 {
+				t.Fatalf("%s: %+v", c.name, d)
+			}
+			a := d.Starts[0].Nodes[0]
+			want := slices.Sorted(slices.Values(c.wantC))
+			if len(a.GPUs) != 1 || a.GPUs[0] != 1 || !slices.Equal(a.CPUs, want) {
+				t.Errorf("%s: GPUs %v CPUs %v, want GPU 1 and CPUs %v", c.name, a.GPUs, a.CPUs, want)
+			}
+		}
+	}
+}

@@ -24,6 +24,7 @@ type GPU struct {
 	ID     int    // NVML index on the node; what allocations name
 	Model  string // NVML product name, e.g. "NVIDIA H100 80GB HBM3"
 	Memory int64  // bytes
+	NUMA   int    // NUMA node the GPU is attached to; read only when Node.NUMA is set
 }
 
 // Node is one machine of the snapshot.
@@ -35,6 +36,10 @@ type Node struct {
 	CPUIDs   []int    // explicit CPU ids (cpuset) when not 0..CPUs-1
 	Memory   int64    // schedulable bytes
 	GPUs     []GPU
+	// NUMA lists the CPU ids of each NUMA node (NUMA[d]: node d); nil
+	// when unknown. With it, a GPU job's CPUs come from its GPUs' NUMA
+	// nodes first (numa.go).
+	NUMA [][]int
 	// Links[i][j] is the interconnect between GPUs[i] and GPUs[j]
 	// (positions in GPUs, not IDs). Nil means every pair is LinkSystem.
 	Links [][]resources.Link

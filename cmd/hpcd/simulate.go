@@ -240,8 +240,19 @@ func readCluster(path string) ([]placement.Node, error) {
 	var nodes []placement.Node
 	for _, n := range f.Nodes() {
 		pn := placement.Node{Name: n.Name, CPUs: n.CPUs, Memory: n.Memory, Features: n.Features, Links: n.Links}
+		domains := 0
 		for _, g := range n.GPUs {
-			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
+			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory, NUMA: g.NUMANode})
+			domains = max(domains, g.NUMANode+1)
+		}
+		if domains > 1 && n.CPUs >= domains {
+			// The file gives the GPUs' NUMA nodes, not the CPUs': take the
+			// CPUs as split evenly, in id order, as on two-socket x86.
+			pn.NUMA = make([][]int, domains)
+			for id := range n.CPUs {
+				d := id * domains / n.CPUs
+				pn.NUMA[d] = append(pn.NUMA[d], id)
+			}
 		}
 		nodes = append(nodes, pn)
 	}
