@@ -29,7 +29,7 @@ type node struct {
 	ncpu     int
 	mem      int64
 	gpus     []GPU
-	gpuIndex []int // positions in Node.GPUs order, for reordering links
+	gpuIndex []int      // positions in Node.GPUs order, for reordering links
 	numaCPU  [][]uint64 // per NUMA node, its cpu positions; nil: no layout (numa.go)
 	gpuNUMA  []int      // per GPU position, its NUMA node
 
