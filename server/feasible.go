@@ -95,6 +95,11 @@ func (m *feasibleMemo) hashNodes(nodes []placement.Node) uint64 {
 			num(int64(g.ID))
 			str(g.Model)
 			num(g.Memory)
+			num(int64(g.NUMA))
+		}
+		num(int64(len(n.NUMA))) // which CPUs only steers CPU choice; sizes suffice
+		for _, ids := range n.NUMA {
+			num(int64(len(ids)))
 		}
 		num(int64(len(n.Links)))
 		for _, row := range n.Links {

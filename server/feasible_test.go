@@ -13,11 +13,11 @@ import (
 // placement.Node or placement.GPU may change Feasible's answer, so the
 // memo must hash it (then update the counts here).
 func TestFeasibleMemoCoversNodeFields(t *testing.T) {
-	if n := reflect.TypeOf(placement.Node{}).NumField(); n != 8 {
-		t.Errorf("placement.Node has %d fields, hashNodes covers 8: hash the new one in server/feasible.go", n)
+	if n := reflect.TypeOf(placement.Node{}).NumField(); n != 9 {
+		t.Errorf("placement.Node has %d fields, hashNodes covers 9: hash the new one in server/feasible.go", n)
 	}
-	if n := reflect.TypeOf(placement.GPU{}).NumField(); n != 3 {
-		t.Errorf("placement.GPU has %d fields, hashNodes covers 3: hash the new one in server/feasible.go", n)
+	if n := reflect.TypeOf(placement.GPU{}).NumField(); n != 4 {
+		t.Errorf("placement.GPU has %d fields, hashNodes covers 4: hash the new one in server/feasible.go", n)
 	}
 }
 
