@@ -186,7 +186,11 @@ type HTTPS struct {
 // NewHTTPS returns the transport to server (https://host:port).
 func NewHTTPS(server string, c Credentials) *HTTPS {
 	tr := &http.Transport{TLSClientConfig: c.TLSConfig(), MaxIdleConns: 4, IdleConnTimeout: 90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: api.MaxSyncWait + 30*time.Second}
+		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: api.MaxSyncWait + 30*time.Second,
+		// HTTP/2 (the server offers it): a sync cut short for a new
+		// outcome resets its stream instead of closing the connection,
+		// which cost a new TLS handshake per job.
+		ForceAttemptHTTP2: true}
 	return &HTTPS{server: strings.TrimSuffix(server, "/"), client: &http.Client{Transport: tr}}
 }
 

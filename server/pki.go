@@ -181,6 +181,12 @@ func (p *clusterPKI) tlsConfig() *tls.Config {
 		Certificates: []tls.Certificate{p.server},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    pool,
+		// HTTP/2 first: an agent cuts its waiting sync short whenever it
+		// has a new outcome; over HTTP/1.1 that closed the connection, so
+		// nearly every job cost a TLS handshake on both sides (the top of
+		// both CPU profiles at 1,000 nodes). An HTTP/2 stream is reset
+		// and the connection stays.
+		NextProtos: []string{"h2", "http/1.1"},
 	}
 }
 
