@@ -174,6 +174,9 @@ func checkSubmitRequest(req api.SubmitRequest) error {
 		return refuse(http.StatusBadRequest, "cwd must be an absolute path of at most %d bytes", maxPathBytes)
 	case len(req.Files) > 1:
 		return refuse(http.StatusBadRequest, "files holds %d entries; a job has at most one script_file", len(req.Files))
+	case req.Umask != nil && *req.Umask > 0o777:
+		// Masking silently would turn 0xFFFFFFFF into 0777: output files of mode 000.
+		return refuse(http.StatusBadRequest, "umask %#o is not a file mode mask: it must be at most 0777", *req.Umask)
 	case len(req.Env) > maxEnvEntries:
 		return refuse(http.StatusBadRequest, "environment has %d variables, at most %d allowed", len(req.Env), maxEnvEntries)
 	}
