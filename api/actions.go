@@ -43,7 +43,10 @@ type ActionRequest struct {
 type ActionResult struct {
 	Target string `json:"target"`
 	Jobs   []Job  `json:"jobs,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// More counts by state the jobs the action applied to that Jobs does
+	// not list: an answer lists at most 1,000 jobs in full.
+	More  map[JobState]int `json:"more,omitempty"`
+	Error string           `json:"error,omitempty"`
 }
 
 // ActionResponse holds one result per target (one per job when the

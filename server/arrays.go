@@ -15,8 +15,14 @@ import (
 	"github.com/hpc-sched/hpc/jobs"
 )
 
-// maxTargets bounds one action request.
-const maxTargets = 100000
+// An action request is bounded: 50,000 targets took 32 s and answered
+// 77 MB. Whole arrays ("42") and ranges ("42_[3-9]") name many jobs in one
+// target, and user/state selection names all of a user's jobs.
+const (
+	maxTargets       = 1000   // targets in one request
+	maxTargetIndices = 100000 // array indices all ranges of one request expand to
+	maxResultJobs    = 1000   // jobs the answer lists in full; the rest are counted by state
+)
 
 // signaler is an agent that can send a signal to a job without ending it
 // (agent sessions can): cancel then asks first and kills after the grace
@@ -186,6 +192,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Kick()
 	resp := api.ActionResponse{Results: make([]api.ActionResult, 0, len(targets))}
+	listed := 0
 	for _, t := range targets {
 		res := api.ActionResult{Target: t.name, Error: t.err}
 		for _, j := range t.jobs {
@@ -195,13 +202,21 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 					res.Error = fmt.Sprintf("job %s: %v", jobLabel(j), err)
 				}
 				aj := s.apiJob(j.ID)
+				if listed >= maxResultJobs { // keep the answer compact: counted, not listed
+					if res.More == nil {
+						res.More = map[api.JobState]int{}
+					}
+					res.More[aj.State]++
+					continue
+				}
+				listed++
 				aj.History = nil
 				res.Jobs = append(res.Jobs, aj)
 			case t.single && res.Error == "":
 				res.Error = w
 			}
 		}
-		if len(res.Jobs) == 0 && res.Error == "" && len(req.Targets) > 0 {
+		if len(res.Jobs) == 0 && len(res.More) == 0 && res.Error == "" && len(req.Targets) > 0 {
 			res.Error = "no element is in a state where " + req.Action + " applies"
 		}
 		resp.Results = append(resp.Results, res)
@@ -250,7 +265,15 @@ func (s *Server) checkAction(c Caller, admin bool, req api.ActionRequest) (actio
 		return p, refuse(http.StatusBadRequest, "unknown action %q: cancel, hold, release, signal or update", req.Action)
 	}
 	if len(req.Targets) > maxTargets {
-		return p, refuse(http.StatusRequestEntityTooLarge, "at most %d targets in one request", maxTargets)
+		return p, refuse(http.StatusRequestEntityTooLarge, "%d targets: at most %d in one request; name a whole array by its id (42) or a range (42_[3-9]), select by --user/--state, or split the request", len(req.Targets), maxTargets)
+	}
+	indices := 0
+	for _, name := range req.Targets {
+		if ref, err := jobs.ParseJobRef(name); err == nil { // a bad one is answered per target
+			if indices += len(ref.Indices); indices > maxTargetIndices {
+				return p, refuse(http.StatusRequestEntityTooLarge, "the targets' ranges name more than %d array elements: at most %d in one request; name a whole array by its id (42) or split the request", maxTargetIndices, maxTargetIndices)
+			}
+		}
 	}
 	for _, st := range req.States {
 		if !knownState(api.JobState(strings.ToUpper(st))) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os/user"
 	"slices"
 	"sort"
@@ -15,7 +16,7 @@ import (
 )
 
 // maxIDRange bounds "244-2243", a range of plain job ids.
-const maxIDRange = 100000
+const maxIDRange = 1000 // the server's bound on targets in one request
 
 // parseTargets checks job arguments before any request: "42", "42_7",
 // "42_[3-9]", and "244-2243" (a range of job ids, expanded here).
@@ -147,8 +148,13 @@ func (e *env) action(c *cli.Context, name string) error {
 // array elements folded ("job 42_[3-9] CANCELLED").
 func (e *env) printResult(req api.ActionRequest, r api.ActionResult) {
 	want := map[string]api.JobState{api.ActionCancel: api.StateCancelled, api.ActionHold: api.StateHeld, api.ActionRelease: api.StatePending}[req.Action]
+	defer func() { // jobs the server counted instead of listing
+		for _, st := range slices.Sorted(maps.Keys(r.More)) {
+			fmt.Fprintf(e.stdout, "%s: %d more jobs %s\n", r.Target, r.More[st], st)
+		}
+	}()
 	if len(r.Jobs) == 0 {
-		if req.User != "" {
+		if len(r.More) == 0 && req.User != "" {
 			fmt.Fprintf(e.stdout, "no jobs of %s to %s\n", req.User, req.Action)
 		}
 		return
