@@ -316,6 +316,15 @@ func (r *Runner) apply(ctx context.Context, c api.Command) {
 		}
 		a := *c.Launch
 		r.mu.Lock()
+		if h := r.jobs[a.JobID]; h != nil && !newerRun(a.Attempt, h.attempt) {
+			// Already held (running, or ended and not yet released): a
+			// second delivery of the same run, or a launch of an earlier
+			// one, must not start the job twice. Nothing is reported for
+			// it: the held run's own outcome is the job's.
+			r.mu.Unlock()
+			r.log.Warn("refusing a launch of a job already held", "job", a.JobID, "attempt", a.Attempt, "held_attempt", h.attempt)
+			return
+		}
 		r.jobs[a.JobID] = &heldJob{attempt: a.Attempt, requeue: a.Requeue}
 		r.mu.Unlock()
 		if err := r.ex.Launch(ctx, a); err != nil {
@@ -344,6 +353,13 @@ func (r *Runner) apply(ctx context.Context, c api.Command) {
 	default:
 		r.log.Warn("ignoring an unknown command", "kind", c.Kind, "job", c.JobID)
 	}
+}
+
+// newerRun reports whether a launch of attempt a may replace a held run of
+// attempt held: only a later attempt may (0, unknown after an agent
+// restart, is never taken for later or earlier).
+func newerRun(a, held uint64) bool {
+	return a != 0 && held != 0 && a > held
 }
 
 // fence stops the requeueable jobs once the server has not been reached

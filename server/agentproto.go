@@ -60,6 +60,9 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 	if old != nil {
 		old.close()
 	}
+	if s.registerInstalled != nil {
+		s.registerInstalled(name)
+	}
 	for _, o := range req.Ended {
 		s.agentOutcome(sess, o)
 	}
@@ -77,8 +80,13 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 		held[jid] = true
 	}
 	var resp api.RegisterResponse
-	var lost []uint64
+	var lost []lostRun
 	var resend []api.Command
+	stale := 0
+	// One critical section (s.mu) decides each job's fate and queues its
+	// resends: a job's run is identified by its Attempt, and while s.mu is
+	// held no launch of the current attempt can be handed over unseen (the
+	// launch goroutine clears s.launching under s.mu after its push).
 	s.mu.Lock()
 	for jid, j := range s.jobs {
 		if j.State != api.StateRunning || !j.onNode(name) {
@@ -96,14 +104,28 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 					}
 				}
 			}
-		case hasLaunch(unsent[jid]):
-			resend = append(resend, unsent[jid]...)
 		case s.launching[jid]:
 			// Committed RUNNING, launch not yet handed over: it reaches
 			// this session, or fails and is requeued, on its own. Taking
 			// it for lost as well would run it twice.
+		case sess.hasLaunch(jid, j.Attempt):
+			// Handed to this very session (scheduled after it was
+			// installed): it is on its way to the agent.
+		case hasLaunch(unsent[jid], j.Attempt):
+			for _, c := range unsent[jid] {
+				if c.Kind == api.CommandLaunch && (c.Launch == nil || c.Launch.Attempt != j.Attempt) {
+					stale++
+					continue
+				}
+				resend = append(resend, c)
+			}
 		default:
-			lost = append(lost, jid)
+			// No launch of this attempt can be delivered any more: it is
+			// in no queue and none is in flight. Dropped from this
+			// session's queue all the same, in this critical section, so
+			// the requeue below can never race a delivery.
+			stale += sess.dropLaunches(jid)
+			lost = append(lost, lostRun{jid, j.Attempt})
 		}
 	}
 	for jid := range held {
@@ -111,24 +133,29 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 			resp.Kill = append(resp.Kill, jid)
 		}
 	}
-	s.mu.Unlock()
-	sortIDs(resp.Adopt)
-	sortIDs(resp.Kill)
-	sortIDs(lost)
 	sort.SliceStable(resend, func(i, k int) bool { return resend[i].ID < resend[k].ID })
-	// The agent holds every job it was given until the server releases it
-	// (on disk, across its own restarts): one it has no trace of never
-	// reached it, so nothing of it ran and it goes back to the queue
-	// without using a restart.
-	for _, jid := range lost {
-		s.Report(api.Outcome{JobID: jid, Node: name, State: api.StateFailed, ExitCode: -1, NeverStarted: true, HostFailure: true,
-			Reason: "its launch never reached " + name + " (the server or the agent restarted in between)", End: now})
-	}
 	for _, c := range resend {
 		c.ID = 0
 		if err := sess.push(c); err != nil {
 			break
 		}
+	}
+	s.mu.Unlock()
+	if stale > 0 {
+		s.log.Warn("dropping launches of earlier runs", "node", name, "count", stale)
+	}
+	sortIDs(resp.Adopt)
+	sortIDs(resp.Kill)
+	sort.Slice(lost, func(i, k int) bool { return lost[i].id < lost[k].id })
+	// The agent holds every job it was given until the server releases it
+	// (on disk, across its own restarts): one it has no trace of never
+	// reached it, so nothing of it ran and it goes back to the queue
+	// without using a restart. The outcome names the attempt: if the job
+	// moved on meanwhile (cancelled, restarted), it changes nothing.
+	for _, l := range lost {
+		s.Report(api.Outcome{JobID: l.id, Node: name, State: api.StateFailed, ExitCode: -1, NeverStarted: true, HostFailure: true,
+			Attempt: l.attempt,
+			Reason:  "its launch never reached " + name + " (the server or the agent restarted in between)", End: now})
 	}
 	resp.Session = sess.id
 	resp.Heartbeat = s.cfg.Heartbeat
@@ -140,9 +167,13 @@ func (s *Server) AgentRegister(ctx context.Context, id AgentIdentity, req api.Re
 	return resp, nil
 }
 
-func hasLaunch(cs []api.Command) bool {
+// lostRun is a job's run (attempt) that a registering agent never got.
+type lostRun struct{ id, attempt uint64 }
+
+// hasLaunch reports whether cs holds a launch of the given attempt.
+func hasLaunch(cs []api.Command, attempt uint64) bool {
 	for _, c := range cs {
-		if c.Kind == api.CommandLaunch {
+		if c.Kind == api.CommandLaunch && c.Launch != nil && c.Launch.Attempt == attempt {
 			return true
 		}
 	}
@@ -216,7 +247,7 @@ func (s *Server) agentOutcome(sess *agentSession, o api.Outcome) {
 		why = "the job runs on " + strings.Join(j.nodeNames(), ",")
 	case j.State == api.StateRunning && o.Attempt != 0 && j.Attempt != 0 && o.Attempt != j.Attempt:
 		s.mu.Unlock()
-		s.log.Warn("ignoring the outcome of an earlier run", "node", sess.node, "job", o.JobID)
+		s.log.Warn("ignoring the outcome of an earlier run", "node", sess.node, "job", o.JobID, "attempt", o.Attempt, "current", j.Attempt)
 		return
 	}
 	s.mu.Unlock()

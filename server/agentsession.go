@@ -128,6 +128,34 @@ func (a *agentSession) await(ctx context.Context, d time.Duration) ([]api.Comman
 	}
 }
 
+// hasLaunch reports whether a launch of the job's given attempt is queued.
+func (a *agentSession) hasLaunch(jobID, attempt uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.queue {
+		if c.Kind == api.CommandLaunch && c.JobID == jobID && c.Launch != nil && c.Launch.Attempt == attempt {
+			return true
+		}
+	}
+	return false
+}
+
+// dropLaunches removes the job's queued launches, so none is delivered
+// after the server decided the run never started; it returns how many.
+func (a *agentSession) dropLaunches(jobID uint64) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	kept := a.queue[:0:0]
+	for _, c := range a.queue {
+		if c.Kind != api.CommandLaunch || c.JobID != jobID {
+			kept = append(kept, c)
+		}
+	}
+	n := len(a.queue) - len(kept)
+	a.queue = kept
+	return n
+}
+
 // unacked returns the commands still queued, for a session that replaces
 // this one.
 func (a *agentSession) unacked() []api.Command {

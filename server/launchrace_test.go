@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 )
@@ -44,5 +45,117 @@ func TestRegisterDuringLaunchRunsTheJobOnce(t *testing.T) {
 	}
 	if j.State != api.StateRunning {
 		t.Errorf("job %d is %s, want RUNNING (launched once)", id, j.State)
+	}
+}
+
+// TestRegisterAfterLaunchToNewSessionRunsTheJobOnce: a job is scheduled on
+// a node while its agent registers, after the new session is installed and
+// before the registration reconciles the node's jobs. Its launch is then in
+// the new session's queue; taking the job for lost as well requeued it
+// ("never started") while the launch still reached the agent, and the job
+// ran on two nodes (kill -9 of agents during a stream of submits, about
+// one job in 500).
+func TestRegisterAfterLaunchToNewSessionRunsTheJobOnce(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	req := api.RegisterRequest{Protocol: api.ProtocolVersion, Node: h.reg, Held: []uint64{}}
+	if _, err := h.srv.AgentRegister(ctx, AgentIdentity{Node: h.reg.Name}, req); err != nil {
+		t.Fatalf("first register: %v", err)
+	}
+	var id uint64
+	h.srv.registerInstalled = func(string) {
+		h.srv.registerInstalled = nil
+		id = h.submit(jobSrc(""))[0]
+		h.schedule() // the launch goes to the session just installed
+	}
+	// The agent restarts (kill -9) and registers again, holding nothing.
+	if _, err := h.srv.AgentRegister(ctx, AgentIdentity{Node: h.reg.Name}, req); err != nil {
+		t.Fatalf("second register: %v", err)
+	}
+	if id == 0 {
+		t.Fatal("the hook did not run")
+	}
+	j := h.job(id)
+	for _, tr := range j.History {
+		if tr.State == api.StateRequeued {
+			t.Fatalf("job %d was requeued (%s) while its launch waits in the new session: it would run twice; history %+v", id, tr.Reason, j.History)
+		}
+	}
+	if j.State != api.StateRunning {
+		t.Fatalf("job %d is %s, want RUNNING", id, j.State)
+	}
+	h.srv.mu.Lock()
+	sess := h.srv.nodes[h.reg.Name].session
+	h.srv.mu.Unlock()
+	launches := 0
+	for _, c := range sess.unacked() {
+		if c.Kind == api.CommandLaunch && c.JobID == id {
+			launches++
+			if c.Launch.Attempt != j.Attempt {
+				t.Errorf("queued launch of attempt %d, the job's is %d", c.Launch.Attempt, j.Attempt)
+			}
+		}
+	}
+	if launches != 1 {
+		t.Errorf("%d launches of job %d queued for the agent, want exactly 1", launches, id)
+	}
+}
+
+// TestRegisterResendsOnlyTheCurrentAttempt: of the launches an old session
+// never had acknowledged, only the job's current attempt is sent again; a
+// launch of an earlier run left in the queue is dropped.
+func TestRegisterResendsOnlyTheCurrentAttempt(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	req := api.RegisterRequest{Protocol: api.ProtocolVersion, Node: h.reg, Held: []uint64{}}
+	if _, err := h.srv.AgentRegister(ctx, AgentIdentity{Node: h.reg.Name}, req); err != nil {
+		t.Fatalf("first register: %v", err)
+	}
+	id := h.submit(jobSrc(""))[0]
+	h.schedule()
+	j := h.job(id)
+	h.srv.mu.Lock()
+	old := h.srv.nodes[h.reg.Name].session
+	h.srv.mu.Unlock()
+	// An earlier run's launch, never acknowledged, still in the old queue.
+	stale := j.assignment(j.Alloc[0])
+	stale.Attempt = j.Attempt - 1
+	if err := old.Launch(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.srv.AgentRegister(ctx, AgentIdentity{Node: h.reg.Name}, req); err != nil {
+		t.Fatalf("second register: %v", err)
+	}
+	h.srv.mu.Lock()
+	sess := h.srv.nodes[h.reg.Name].session
+	h.srv.mu.Unlock()
+	var attempts []uint64
+	for _, c := range sess.unacked() {
+		if c.Kind == api.CommandLaunch {
+			attempts = append(attempts, c.Launch.Attempt)
+		}
+	}
+	if len(attempts) != 1 || attempts[0] != j.Attempt {
+		t.Errorf("resent launches of attempts %v, want only the current %d", attempts, j.Attempt)
+	}
+	if st := h.state(id); st != api.StateRunning {
+		t.Errorf("job %d is %s, want RUNNING", id, st)
+	}
+}
+
+// TestOutcomeOfEarlierAttemptChangesNothing: an outcome that names an
+// attempt other than the job's current one is ignored, whatever its state.
+func TestOutcomeOfEarlierAttemptChangesNothing(t *testing.T) {
+	h := newHarness(t, testConfig())
+	id := h.submit(jobSrc(""))[0]
+	h.schedule()
+	j := h.job(id)
+	h.srv.Report(api.Outcome{JobID: id, Node: h.reg.Name, State: api.StateCompleted, Attempt: j.Attempt - 1, End: time.Now()})
+	if st := h.state(id); st != api.StateRunning {
+		t.Fatalf("job %d is %s after an earlier run's outcome, want RUNNING", id, st)
+	}
+	h.srv.Report(api.Outcome{JobID: id, Node: h.reg.Name, State: api.StateCompleted, Attempt: j.Attempt, End: time.Now()})
+	if st := h.state(id); st != api.StateCompleted {
+		t.Fatalf("job %d is %s after its current run's outcome, want COMPLETED", id, st)
 	}
 }

@@ -204,6 +204,7 @@ func (s *Server) Report(o api.Outcome) {
 		partOnly bool    // a gang part that is not the last: recorded, job runs on
 		stop     []Agent // the rest of a gang to stop
 		ignored  bool    // from a node outside the allocation
+		earlier  bool    // of an earlier run (attempt) than the job's current one
 		done     bool    // nothing to record: already ended or back in the queue
 	)
 	_, err := s.updateJob(o.JobID, func(j *job) error {
@@ -213,6 +214,12 @@ func (s *Server) Report(o api.Outcome) {
 		}
 		if !j.onNode(o.Node) {
 			ignored = true
+			return skipJob
+		}
+		if o.Attempt != 0 && j.Attempt != 0 && o.Attempt != j.Attempt {
+			// Decided with the record in hand: the job was requeued and
+			// started again meanwhile, and this run is not the current one.
+			earlier = true
 			return skipJob
 		}
 		if len(j.Alloc) > 1 {
@@ -236,6 +243,10 @@ func (s *Server) Report(o api.Outcome) {
 		return
 	case ignored:
 		s.log.Warn("ignoring an outcome from a node outside the job's allocation", "job", o.JobID, "node", o.Node)
+		return
+	case earlier:
+		// Not released: the node may run the job's current attempt.
+		s.log.Warn("ignoring the outcome of an earlier run", "job", o.JobID, "node", o.Node, "attempt", o.Attempt)
 		return
 	case err != nil:
 		// Nothing changed: the job still shows RUNNING. The agent keeps

@@ -89,6 +89,9 @@ type Server struct {
 	// launching: committed RUNNING, its launch not yet handed to the
 	// node's agent (a registration meanwhile must not take it for lost).
 	launching map[uint64]bool
+	// registerInstalled, when set (tests), runs in AgentRegister between
+	// the new session's install and the reconcile of the node's jobs.
+	registerInstalled func(node string)
 	// hostFailures counts each node's host failures in a row; unstored
 	// holds outcomes whose commit failed, to report again (hostfail.go).
 	hostFailures map[string]int
