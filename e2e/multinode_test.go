@@ -109,8 +109,10 @@ func (m *multiNode) startServer() {
 		m.t.Fatal(err)
 	}
 	waitFor(m.t.(*testing.T), 30*time.Second, func() bool {
+		// The Unix socket serves before the HTTPS side has written agent-join.
 		_, _, code := m.hpcsub("nodes", "--json")
-		return code == 0
+		_, err := os.Stat(m.join)
+		return code == 0 && err == nil
 	})
 }
 
@@ -434,9 +436,17 @@ EOT
 // hpcsubEnv runs hpcsub as root with extra environment variables.
 func (m *multiNode) hpcsubEnv(env []string, args ...string) (string, string, int) {
 	m.t.Helper()
+	return m.hpcsubEnvAs(nil, env, args...)
+}
+
+func (m *multiNode) hpcsubEnvAs(cred *syscall.Credential, env []string, args ...string) (string, string, int) {
+	m.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "hpcsub"), args...)
 	cmd.Dir = m.work
 	cmd.Env = append(os.Environ(), env...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -457,17 +467,26 @@ func TestClusterLoginThroughAnAgentAndHTTPS(t *testing.T) {
 	if _, errOut, code := m.hpcsubEnv(env, "--addr", m.addr, "nodes"); code == 0 || !strings.Contains(errOut, "hpcsub login") {
 		t.Errorf("nodes over https without a token: exit %d: %s", code, errOut)
 	}
-	// The agent's socket vouches for the local uid.
+	// The agent's socket vouches for the local uid, but not for an admin's:
+	// a compromised node must not become root on the cluster.
 	agentSock := "unix://" + filepath.Join(m.base, "agent-a1", "agent.sock")
 	out, errOut, code := m.hpcsubEnv(env, "--addr", agentSock, "login")
-	if code != 0 || !strings.Contains(out, "token for root") {
+	if code == 0 || !strings.Contains(errOut, "admin tokens are not issued through an agent") {
+		t.Fatalf("root's login through the agent: exit %d: %s %s, want a refusal", code, out, errOut)
+	}
+	if err := os.Chown(config, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	out, errOut, code = m.hpcsubEnvAs(nobody, env, "--addr", agentSock, "login")
+	if code != 0 || !strings.Contains(out, "token for nobody") {
 		t.Fatalf("login through the agent: exit %d: %s %s", code, out, errOut)
 	}
 	st, err := os.Stat(filepath.Join(config, "hpc", "credentials.json"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials: %v %v", err, st)
 	}
-	out, errOut, code = m.hpcsubEnv(env, "--addr", m.addr, "nodes", "--json")
+	out, errOut, code = m.hpcsubEnvAs(nobody, env, "--addr", m.addr, "nodes", "--json")
 	if code != 0 || !strings.Contains(out, `"a1"`) {
 		t.Fatalf("nodes over https with the token: exit %d: %s %s", code, out, errOut)
 	}
@@ -475,7 +494,7 @@ func TestClusterLoginThroughAnAgentAndHTTPS(t *testing.T) {
   walltime = "1m"
   task { script = "echo hello over https" }
 }`)
-	out, errOut, code = m.hpcsubEnv(env, "--addr", m.addr, "submit", "--wait", file)
+	out, errOut, code = m.hpcsubEnvAs(nobody, env, "--addr", m.addr, "submit", "--wait", file)
 	if code != 0 {
 		t.Fatalf("submit over https: exit %d: %s %s", code, out, errOut)
 	}

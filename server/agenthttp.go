@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -25,6 +24,7 @@ type tokenRecord struct {
 	GID     uint32    `json:"gid"`
 	User    string    `json:"user"`
 	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"` // zero: stored before tokens expired (tokens.go)
 }
 
 type viaTokenKey struct{}
@@ -38,7 +38,7 @@ func (s *Server) EnableAgentTLS(dataDir string, servers []string) (*tls.Config, 
 	if err != nil {
 		return nil, err
 	}
-	p.tokens = map[string]tokenRecord{}
+	p.tokens, p.issued = map[string]tokenRecord{}, map[uint32][]time.Time{}
 	err = s.store.Blobs(func(key string, data []byte) error {
 		switch {
 		case strings.HasPrefix(key, revokedBlobPrefix):
@@ -100,7 +100,7 @@ func (s *Server) TLSHandler() http.Handler {
 			s.refuseAgent(w, r, id, err)
 			return
 		}
-		resp, err := s.issueToken(req.UID)
+		resp, err := s.issueToken(req.UID, true)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -205,6 +205,9 @@ func (s *Server) tokenCaller(r *http.Request) (Caller, bool) {
 	p.mu.Lock()
 	rec, ok := p.tokens[hex.EncodeToString(sum[:])]
 	p.mu.Unlock()
+	if ok && s.tokenExpired(rec, time.Now()) {
+		return Caller{}, false
+	}
 	return Caller{UID: rec.UID, GID: rec.GID}, ok
 }
 
@@ -215,44 +218,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, refuse(http.StatusForbidden, "tokens are issued over a local Unix socket only: run `hpcsub login` on a node of the cluster"))
 		return
 	}
-	resp, err := s.issueToken(callerOf(r).UID)
+	resp, err := s.issueToken(callerOf(r).UID, false)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// issueToken makes a new token for uid, stored (as its hash) before it is
-// handed out.
-func (s *Server) issueToken(uid uint32) (api.TokenResponse, error) {
-	s.mu.Lock()
-	p := s.pki
-	s.mu.Unlock()
-	if p == nil {
-		return api.TokenResponse{}, refuse(http.StatusConflict, "this server has no https listener: tokens are only needed for `hpcsub --addr https://...`")
-	}
-	who, err := lookupIdentity(uid)
-	if err != nil {
-		return api.TokenResponse{}, refuse(http.StatusForbidden, "%v", err)
-	}
-	var b [32]byte
-	rand.Read(b[:])
-	tok := hex.EncodeToString(b[:])
-	sum := sha256.Sum256([]byte(tok))
-	key := hex.EncodeToString(sum[:])
-	rec := tokenRecord{UID: uid, GID: who.gid, User: who.name, Created: time.Now().UTC()}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return api.TokenResponse{}, err
-	}
-	if err := s.store.PutBlob(tokenBlobPrefix+key, data); err != nil {
-		return api.TokenResponse{}, storeFailed(err)
-	}
-	p.mu.Lock()
-	p.tokens[key] = rec
-	p.mu.Unlock()
-	return api.TokenResponse{Token: tok, User: who.name, CA: p.CAPEM(), Servers: p.servers}, nil
 }
 
 // RemoveNode forgets a drained node and revokes its agent's certificate,

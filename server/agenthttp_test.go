@@ -25,8 +25,10 @@ type tlsHarness struct {
 	join    api.JoinFile
 }
 
-func newTLSHarness(t *testing.T) *tlsHarness {
-	h := protoHarness(t, testConfig())
+func newTLSHarness(t *testing.T) *tlsHarness { return newTLSHarnessWith(t, testConfig()) }
+
+func newTLSHarnessWith(t *testing.T, cfg Config) *tlsHarness {
+	h := protoHarness(t, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,9 @@ type Limits struct {
 	// FDReserve is how many descriptors are kept free for launches and the
 	// store: a connection that would eat into them is refused.
 	FDReserve int
+	// TokenTTL is how long a user's HTTPS token lasts (DefaultTokenTTL;
+	// negative: forever).
+	TokenTTL time.Duration
 }
 
 // Defaults of Limits, sized so that a 2-CPU login node running the daemon
@@ -57,6 +60,9 @@ func (l Limits) withDefaults() Limits {
 	def(&l.FDReserve, DefaultFDReserve)
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.TokenTTL == 0 {
+		l.TokenTTL = DefaultTokenTTL
 	}
 	return l
 }

@@ -42,6 +42,7 @@ type clusterPKI struct {
 	mu      sync.Mutex
 	revoked map[string]string      // certificate serial (hex) -> node it was for
 	tokens  map[string]tokenRecord // SHA-256 (hex) of a user token -> its user
+	issued  map[uint32][]time.Time // uid -> when its tokens of the last minute were issued
 }
 
 const (

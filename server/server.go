@@ -37,7 +37,10 @@ type Config struct {
 	DefaultWalltime time.Duration    // applied when a job file gives none; 0 = walltime required
 	AllowRoot       bool             // accept jobs that run as uid 0
 	AdminUIDs       []uint32         // besides root, who may drain nodes and touch any job
-	Tick            time.Duration    // scheduling pass even without events (age, reservations)
+	// AdminTokensViaAgent lets agents obtain HTTPS tokens for admins
+	// (uid 0 and AdminUIDs); off, an admin logs in on the server host.
+	AdminTokensViaAgent bool
+	Tick                time.Duration // scheduling pass even without events (age, reservations)
 	// DownTimeout: a node whose agent has not synced for this long is
 	// DOWN (default 30 s); Heartbeat is how often agents sync (default a
 	// sixth of DownTimeout).

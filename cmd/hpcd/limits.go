@@ -19,6 +19,7 @@ func limitsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-conns-per-user", Value: server.DefaultMaxConnsPerUser, Usage: "open API connections one uid may have, root not counted (-1: no limit)"},
 		&cli.DurationFlag{Name: "idle-timeout", Value: server.DefaultIdleTimeout, Usage: "close API connections idle this long"},
 		&cli.IntFlag{Name: "fd-reserve", Value: server.DefaultFDReserve, Usage: "file descriptors kept free for launches and the store (-1: none)"},
+		&cli.DurationFlag{Name: "token-ttl", Value: server.DefaultTokenTTL, Usage: "how long a user's HTTPS token (hpcsub login) lasts; -1s: forever"},
 		&cli.StringSliceFlag{Name: "account", Usage: "USER=ACCOUNT[,ACCOUNT...]: the accounts USER may charge, the first by default (repeat per user; none given: each user's own groups)"},
 	}
 }
@@ -32,11 +33,15 @@ func readLimits(c *cli.Context) (server.Limits, map[string][]string, error) {
 		MaxConnsPerUser:   c.Int("max-conns-per-user"),
 		IdleTimeout:       c.Duration("idle-timeout"),
 		FDReserve:         c.Int("fd-reserve"),
+		TokenTTL:          c.Duration("token-ttl"),
 	}
 	for _, v := range []*int{&l.MaxQueuedPerUser, &l.MaxRunningPerUser, &l.MaxArraySize, &l.MaxConnsPerUser, &l.FDReserve} {
 		if *v == 0 {
 			*v = -1 // a flag's 0 is "none": the server's 0 is "default"
 		}
+	}
+	if l.TokenTTL == 0 {
+		return l, nil, cli.Exit("hpcd: --token-ttl must be positive (or negative: tokens never expire)", 2)
 	}
 	if l.IdleTimeout <= 0 {
 		return l, nil, cli.Exit("hpcd: --idle-timeout must be positive", 2)

@@ -35,6 +35,7 @@ func serverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "down-timeout", Value: 30 * time.Second, Usage: "a node whose agent has not been heard from this long is DOWN"},
 			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "admin-tokens-via-agent", Usage: "let agents obtain HTTPS tokens for admins (root and this server's uid); off, admins log in on the server host"},
 		}, limitsFlags()...),
 		Action: func(c *cli.Context) error {
 			limits, accounts, err := readLimits(c)
@@ -51,6 +52,7 @@ func serverCommand() *cli.Command {
 				downTimeout: c.Duration("down-timeout"),
 				killWait:    c.Duration("kill-wait"),
 				logLevel:    c.String("log-level"),
+				adminTokens: c.Bool("admin-tokens-via-agent"),
 			})
 		},
 	}
@@ -64,6 +66,7 @@ type serverOptions struct {
 	killWait              time.Duration
 	limits                server.Limits
 	accounts              map[string][]string
+	adminTokens           bool // Config.AdminTokensViaAgent
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -140,14 +143,15 @@ func runServer(parent context.Context, o serverOptions) error {
 	defer st.Close()
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
-		Policy:          placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
-		DefaultWalltime: o.walltime,
-		AllowRoot:       true,
-		AdminUIDs:       []uint32{uint32(os.Getuid())},
-		DownTimeout:     o.downTimeout,
-		CancelGrace:     o.killWait,
-		Limits:          o.limits,
-		Accounts:        o.accounts,
+		Policy:              placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
+		DefaultWalltime:     o.walltime,
+		AllowRoot:           true,
+		AdminUIDs:           []uint32{uint32(os.Getuid())},
+		DownTimeout:         o.downTimeout,
+		AdminTokensViaAgent: o.adminTokens,
+		CancelGrace:         o.killWait,
+		Limits:              o.limits,
+		Accounts:            o.accounts,
 	}, st, log)
 	if err != nil {
 		return err
