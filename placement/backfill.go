@@ -81,6 +81,11 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	end := c.endOf(j, t)
 	byIdle := pl.p.Depth == DepthEASY
 	cands := pl.rcands[:0]
+	if cap(cands) == 0 {
+		// One list per pass, sized once: growing it node by node was a
+		// tenth of a pass on thousands of nodes.
+		cands = make([]rcand, 0, len(c.nodes))
+	}
 	for ci := range c.classes {
 		if !k.classOK[ci] {
 			continue
@@ -108,14 +113,21 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	// recomputed every pass, and choosing by idle time (which shifts as
 	// jobs end) moves a job ahead onto nodes a later one was promised,
 	// breaking reservations on the lublin trace (TestReservationsHoldOnTrace).
-	sortReserve(cands, byIdle)
-	names := make([]string, 0, need)
-	for _, rc := range cands[:need] {
+	best := bestReserve(cands, need, byIdle)
+	picked := pl.picked[:0]
+	for _, rc := range best {
 		a := c.availWindow(rc.cd.node, t, end, c.scratchCPU(rc.cd.node))
 		c.commit(rc.cd.node, t, end, a.cpuMask, j.PerNode, rc.cd.gpus, false)
-		names = append(names, c.nodes[rc.cd.node].name)
+		picked = append(picked, rc.cd.node)
 	}
-	slices.Sort(names)
+	// Nodes are in name order (newCluster), so sorting their indices
+	// sorts their names, without comparing strings.
+	slices.Sort(picked)
+	names := make([]string, len(picked))
+	for i, ni := range picked {
+		names[i] = c.nodes[ni].name
+	}
+	pl.picked = picked
 	pl.reserved(j, reason, t, names)
 	return true
 }
@@ -262,6 +274,56 @@ func (c *cluster) idleBefore(ni int32, t int64, cpuFree []uint64, cpus int, gpus
 	return t - since
 }
 
+// bestReserve returns the first need candidates in sortReserve's order,
+// in that order, leaving the others in cs unordered. EASY's one
+// reservation is usually a small gang among thousands of nodes: keeping
+// the need best in a bounded heap costs O(n log need) instead of sorting
+// all n. The order is total (it ends on the node), so the result is the
+// same as sorting everything and taking the first need.
+func bestReserve(cs []rcand, need int, byIdle bool) []rcand {
+	if need <= 0 {
+		return cs[:0]
+	}
+	if out, ok := bestByRuns(cs, need, byIdle); ok {
+		return out
+	}
+	if need*4 >= len(cs) {
+		sortReserve(cs, byIdle)
+		return cs[:need]
+	}
+	less := func(a, b *rcand) bool { return cmpReserve(a, b, byIdle) < 0 }
+	// cs[:need] is a max-heap: its root is the worst of the best so far.
+	h := cs[:need]
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			w := l
+			if r := l + 1; r < len(h) && less(&h[l], &h[r]) {
+				w = r
+			}
+			if !less(&h[i], &h[w]) {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for i := need; i < len(cs); i++ {
+		if less(&cs[i], &h[0]) {
+			h[0], cs[i] = cs[i], h[0]
+			down(0)
+		}
+	}
+	sortReserve(h, byIdle)
+	return h
+}
+
 // sortReserve orders reservation candidates: the best interconnect and
 // the fragmentation tier first, as for a start now; then the node whose
 // resources would otherwise sit idle the least before the reserved start,
@@ -269,26 +331,78 @@ func (c *cluster) idleBefore(ni int32, t int64, cpuFree []uint64, cpus int, gpus
 // free for backfill (EASY's "extra nodes"); then best fit, then name.
 // byIdle off skips the idle step.
 func sortReserve(cs []rcand, byIdle bool) {
-	slices.SortFunc(cs, func(a, b rcand) int {
-		x, y := a.cd.sc, b.cd.sc
-		if x.link != y.link {
-			return int(y.link) - int(x.link)
+	slices.SortFunc(cs, func(a, b rcand) int { return cmpReserve(&a, &b, byIdle) })
+}
+
+// bestByRuns is bestReserve for candidate lists made of long runs of
+// nodes that rank the same but for their index (on a machine of identical
+// nodes, the nodes free since one instant): candidates are listed class by
+// class in node order, so such a run is already in order, and only the
+// runs need sorting: O(n + r log r) for r runs. It reports false, doing
+// nothing, when the runs are too many to be worth it.
+func bestByRuns(cs []rcand, need int, byIdle bool) ([]rcand, bool) {
+	type run struct{ lo, hi int }
+	var runs []run
+	for i := 0; i < len(cs); {
+		j := i + 1
+		for j < len(cs) && cs[j].cd.node > cs[j-1].cd.node && cmpRank(&cs[i], &cs[j], byIdle) == 0 {
+			j++
 		}
-		if x.tier != y.tier {
-			return int(x.tier) - int(y.tier)
+		if runs = append(runs, run{i, j}); len(runs)*8 > len(cs) {
+			return nil, false
 		}
-		if byIdle && a.idle != b.idle {
-			if a.idle < b.idle {
-				return -1
-			}
-			return 1
+		i = j
+	}
+	slices.SortFunc(runs, func(a, b run) int { return cmpReserve(&cs[a.lo], &cs[b.lo], byIdle) })
+	out := make([]rcand, 0, need)
+	for g := 0; g < len(runs) && len(out) < need; {
+		h := g + 1
+		for h < len(runs) && cmpRank(&cs[runs[g].lo], &cs[runs[h].lo], byIdle) == 0 {
+			h++
 		}
-		if x.less(y) {
+		from := len(out)
+		for _, r := range runs[g:h] {
+			out = append(out, cs[r.lo:r.hi]...)
+		}
+		if h-g > 1 {
+			// Runs of one rank from different places: by node, as the
+			// order's last step has it.
+			grp := out[from:]
+			slices.SortFunc(grp, func(a, b rcand) int { return int(a.cd.node) - int(b.cd.node) })
+		}
+		g = h
+	}
+	return out[:need], true
+}
+
+// cmpReserve is sortReserve's order.
+func cmpReserve(a, b *rcand, byIdle bool) int {
+	if c := cmpRank(a, b, byIdle); c != 0 {
+		return c
+	}
+	return int(a.cd.node) - int(b.cd.node)
+}
+
+// cmpRank is sortReserve's order but for its last step, the node.
+func cmpRank(a, b *rcand, byIdle bool) int {
+	x, y := &a.cd.sc, &b.cd.sc
+	if x.link != y.link {
+		return int(y.link) - int(x.link)
+	}
+	if x.tier != y.tier {
+		return int(x.tier) - int(y.tier)
+	}
+	if byIdle && a.idle != b.idle {
+		if a.idle < b.idle {
 			return -1
 		}
-		if y.less(x) {
-			return 1
-		}
-		return int(a.cd.node) - int(b.cd.node)
-	})
+		return 1
+	}
+	if x.less(*y) {
+		return -1
+	}
+	if y.less(*x) {
+		return 1
+	}
+	return 0
 }
