@@ -16,7 +16,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 port=$((20000 + RANDOM % 20000))
-bin/hpcd server --data-dir "$tmp/server" --listen "unix://$tmp/s" --listen "https://127.0.0.1:$port" --log-level warn 2>"$tmp/server.log" &
+bin/hpcd server --data-dir "$tmp/server" --listen "unix://$tmp/s" --listen "https://127.0.0.1:$port" --log-level warn \
+  --max-queued-per-user -1 --max-running-per-user -1 2>"$tmp/server.log" &
 server=$!; pids+=("$server")
 for _ in $(seq 300); do [ -f "$tmp/server/agent-join" ] && break; sleep 0.1; done
 bin/hpcd agent --join "$tmp/server/agent-join" --data-dir "$tmp/agent" --virtual 1000 \
