@@ -160,12 +160,7 @@ func TestMaxRestartsReached(t *testing.T) {
 // nodeName is the name of the cluster's only node.
 func (c *cluster) nodeName() string {
 	c.t.Helper()
-	out, _, code := c.hpcsub("nodes", "--json")
-	var nodes []api.Node
-	if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 {
-		c.t.Fatalf("nodes: %q", out)
-	}
-	return nodes[0].Name
+	return c.node().Name
 }
 
 // waitFile waits until path holds at least n lines.
@@ -226,4 +221,57 @@ func TestCRIUJobAcrossWalltime(t *testing.T) {
 			t.Errorf("run %+v: want stopped for walltime, dumped without error", r)
 		}
 	}
+}
+
+// (c) Preemption: a higher-priority job that needs the whole node takes it
+// from a preemptible counter, which is warned, saves, is requeued, waits
+// while the preemptor runs, and then finishes with the right count.
+func TestCounterAcrossPreemption(t *testing.T) {
+	c := startCluster(t)
+	cpus := c.node().CPUs
+	file := c.writeJob("count.hcl", counterJob("count", 25, fmt.Sprintf(`  walltime = "1m"
+  priority = 10
+  preemptible = true
+  resources {
+    cpus = %d
+  }
+  checkpoint {
+    warn = "10s"
+  }`, cpus)))
+	id := c.submit(file)
+	c.waitState(id, 30*time.Second, api.StateRunning)
+	c.waitFile(filepath.Join(c.dataDir, "checkpoints", strconv.FormatUint(id, 10), "steps"), 5)
+	urgent := c.submit(c.writeJob("urgent.hcl", fmt.Sprintf(`job "urgent" {
+  walltime = "1m"
+  priority = 900
+  resources {
+    cpus = %d
+  }
+  task {
+    script = "sleep 1"
+  }
+}`, cpus)))
+	u := c.waitState(urgent, 60*time.Second, api.StateCompleted, api.StateFailed)
+	if u.State != api.StateCompleted {
+		t.Fatalf("preemptor ended %s (%s)", u.State, u.Reason)
+	}
+	j := c.waitState(id, 60*time.Second, api.StateCompleted, api.StateFailed, api.StateCancelled)
+	if j.State != api.StateCompleted || j.Restarts != 1 || len(j.Runs) != 2 || j.Runs[0].Stop != "preemption" {
+		t.Fatalf("victim ended %s after %d restarts, runs %+v", j.State, j.Restarts, j.Runs)
+	}
+	if !j.Runs[1].Start.After(u.Runs[0].End) && !j.Runs[1].Start.Equal(u.Runs[0].End) {
+		t.Errorf("victim restarted at %v, before the preemptor ended at %v", j.Runs[1].Start, u.Runs[0].End)
+	}
+	checkCount(t, c, j, 25, 0)
+}
+
+// node is the cluster's only node.
+func (c *cluster) node() api.Node {
+	c.t.Helper()
+	out, _, code := c.hpcsub("nodes", "--json")
+	var nodes []api.Node
+	if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 {
+		c.t.Fatalf("nodes: %q", out)
+	}
+	return nodes[0]
 }

@@ -32,7 +32,7 @@ func planWith(s Snapshot, now time.Time, p Policy, busyWords int) Decisions {
 			c.gangs += gangSize(&s.Pending[i])
 		}
 	}
-	pl := &planner{c: c, p: p, jobs: s.Pending}
+	pl := &planner{c: c, p: p, jobs: s.Pending, pre: preemptState{running: s.Running}}
 	pl.d.Waiting = make([]Wait, 0, len(s.Pending))
 	pl.run(queueOrder(s.Pending, now, p))
 	return pl.d
@@ -44,6 +44,7 @@ type planner struct {
 	p    Policy
 	jobs []Job
 	d    Decisions
+	pre  preemptState // preempt.go
 
 	cands  []candidate // scratch
 	rcands []rcand     // scratch
@@ -77,6 +78,12 @@ func (pl *planner) run(order []int32) {
 			pl.start(j, k, cands)
 			continue
 		}
+		if pl.preempt(j, k) {
+			// It waits for lower-priority jobs to checkpoint and stop
+			// (preempt.go); under FCFS nothing behind it may start.
+			blocked = pl.p.Depth == DepthFCFS
+			continue
+		}
 		switch d := pl.p.Depth; {
 		case d == DepthFCFS:
 			blocked = true
@@ -84,8 +91,6 @@ func (pl *planner) run(order []int32) {
 		case d > 0 && reservations >= d:
 			pl.wait(j, reason, detailFor(reason))
 		default:
-			// Preemption (issue 8) slots in here: a blocked job that may
-			// preempt tries that before it reserves.
 			if pl.reserve(j, k, reason) {
 				reservations++
 			}

@@ -62,6 +62,16 @@ type Running struct {
 	JobID uint64
 	End   time.Time
 	Nodes []NodeAlloc
+
+	// Preemption (preempt.go): a Preemptible job may be stopped for a
+	// pending job of strictly higher Priority; Since is its last
+	// checkpoint (or start), from which its lost work is counted;
+	// Stopping marks a job already being stopped, whose resources are
+	// about to come free.
+	Priority    int
+	Preemptible bool
+	Since       time.Time
+	Stopping    bool
 }
 
 // GPURequest is what a job asks of the GPUs on each of its nodes.
@@ -170,4 +180,6 @@ type Wait struct {
 type Decisions struct {
 	Starts  []Start
 	Waiting []Wait
+	// Preemptions lists the running jobs to stop for pending ones.
+	Preemptions []Preemption
 }

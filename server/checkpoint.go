@@ -8,6 +8,7 @@ import (
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/checkpoint"
+	"github.com/hpc-sched/hpc/placement"
 )
 
 // Checkpointer is implemented by agents that can checkpoint a running job
@@ -278,4 +279,32 @@ func (j *job) placementFeatures() []string {
 		return j.Features
 	}
 	return append(slices.Clip(j.Features), criuFeature)
+}
+
+// placementRunning is a running job as the placer sees it, with what
+// preemption needs: a job may be preempted when it allows it, would be
+// requeued for it (a checkpoint block or requeue = true) and has restarts
+// left, so that a victim is never just killed.
+func (j *job) placementRunning(start time.Time) placement.Running {
+	r := placement.Running{JobID: j.ID, End: start.Add(j.Walltime), Nodes: j.Alloc, Priority: j.Priority, Since: start,
+		Stopping: j.StopCause != "" || j.CancelRequested}
+	p := j.policy()
+	r.Preemptible = j.Preemptible && p.Restartable() && j.Restarts < p.Budget() && !r.Stopping
+	if j.LastCheckpoint != nil && j.LastCheckpoint.After(start) {
+		r.Since = *j.LastCheckpoint
+	}
+	return r
+}
+
+// preempt carries out the placer's preemptions: each victim is warned,
+// checkpointed and stopped (stopJobs), then requeued by the restart rule;
+// its preemptor starts once the resources are free.
+func (s *Server) preempt(ps []placement.Preemption, now time.Time) {
+	for _, p := range ps {
+		s.log.Info("preempting", "job", p.JobID, "victims", p.Victims, "nodes", p.Nodes,
+			"lost_gpu_s", p.LostGPUSeconds, "lost_cpu_s", p.LostCPUSeconds)
+		if err := s.stopJobs(p.Victims, checkpoint.CausePreemption, now); err != nil {
+			s.log.Error("preempt", "job", p.JobID, "err", err)
+		}
+	}
 }

@@ -221,3 +221,48 @@ func TestLostNodeRequeues(t *testing.T) {
 		t.Fatalf("restarts %d runs %+v", j.Restarts, j.Runs)
 	}
 }
+
+// A pending job of higher priority preempts a preemptible checkpointing
+// job: the victim is warned (CHECKPOINTING), stopped after its grace if it
+// does not exit, requeued with its age, and the preemptor starts first.
+func TestPreemptionRequeuesTheVictim(t *testing.T) {
+	h := newHarness(t, testConfig())
+	whole := "  resources {\n    cpus = 8\n  }\n"
+	low := h.submit(jobSrc(whole + "  priority = 10\n  preemptible = true\n" + ckptJob))[0]
+	keep := h.submit(jobSrc("  priority = 10\n  resources {\n    cpus = 8\n  }\n  preemptible = false\n" + ckptJob))[0]
+	h.schedule()
+	if h.state(low) != api.StateRunning || h.state(keep) != api.StatePending {
+		t.Fatalf("low %s keep %s", h.state(low), h.state(keep))
+	}
+	high := h.submit(jobSrc(whole + "  priority = 500"))[0]
+	h.schedule()
+	calls := h.agent.checkpoints()
+	if len(calls) != 1 || calls[0].id != low || !calls[0].req.Stop {
+		t.Fatalf("checkpoint requests %+v, want a stop request to job %d", calls, low)
+	}
+	if j := h.storedJob(low); j.State != api.StateCheckpointing || j.StopCause != string(checkpoint.CausePreemption) {
+		t.Fatalf("victim %s cause %q", j.State, j.StopCause)
+	}
+	if w := h.job(high); w.State != api.StatePending || w.waitReason != "Preempting" {
+		t.Fatalf("preemptor %s waiting for %q", w.State, w.waitReason)
+	}
+	// The next pass preempts nothing more while the victim checkpoints.
+	h.schedule()
+	if n := len(h.agent.checkpoints()); n != 1 {
+		t.Fatalf("%d checkpoint requests, want still 1", n)
+	}
+	h.report(low, api.StateCompleted, 0) // saved and exited on the warning
+	if j := h.storedJob(low); j.State != api.StatePending || j.Restarts != 1 || j.Runs[0].Stop != "preemption" {
+		t.Fatalf("victim %s restarts %d runs %+v", j.State, j.Restarts, j.Runs)
+	}
+	h.schedule()
+	if h.state(high) != api.StateRunning || h.state(low) != api.StatePending {
+		t.Fatalf("after the victim stopped: preemptor %s, victim %s", h.state(high), h.state(low))
+	}
+	// The preemptor ends: the victim, older than keep, runs again first.
+	h.report(high, api.StateCompleted, 0)
+	h.schedule()
+	if h.state(low) != api.StateRunning || h.state(keep) != api.StatePending {
+		t.Fatalf("victim %s, other %s: the requeued victim keeps its place", h.state(low), h.state(keep))
+	}
+}

@@ -28,7 +28,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 			if j.Start != nil {
 				start = *j.Start
 			}
-			snap.Running = append(snap.Running, placement.Running{JobID: j.ID, End: start.Add(j.Walltime), Nodes: j.Alloc})
+			snap.Running = append(snap.Running, j.placementRunning(start))
 			if j.ArrayJobID != 0 {
 				arrayRunning[j.ArrayJobID]++
 			}
@@ -77,6 +77,7 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 	}
 	dec := placement.Plan(snap, now, s.cfg.Policy)
 	planned := time.Now()
+	s.preempt(dec.Preemptions, now)
 
 	starts := map[uint64]placement.Start{}
 	ids := make([]uint64, 0, len(dec.Starts))
