@@ -2,6 +2,9 @@ package agent
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/checkpoint"
@@ -88,8 +91,22 @@ func restoreFrom(a api.Assignment) string {
 	if a.CheckpointMode != string(checkpoint.ModeCRIU) || a.CheckpointDir == "" || a.RestartCount == 0 {
 		return ""
 	}
-	if dir := checkpoint.ImageDir(a.CheckpointDir); checkpoint.HasImage(dir) {
-		return dir
+	dir := checkpoint.ImageDir(a.CheckpointDir)
+	if !checkpoint.HasImage(dir) || !rootOnly(dir) || !rootOnly(filepath.Dir(dir)) {
+		// Images a user could have written are never restored as root:
+		// the job starts afresh instead (its own files are still there).
+		return ""
 	}
-	return ""
+	return dir
+}
+
+// rootOnly reports whether path is a directory of root's that nobody else
+// may write to.
+func rootOnly(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0 && fi.Mode().Perm()&0o022 == 0
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,9 +49,8 @@ func counterJob(name string, n int, extra string) string {
 
 // checkCount checks that the counter reached n with every step done, and
 // that no more than maxLost steps were done twice (work lost at restarts).
-func checkCount(t *testing.T, c *cluster, j api.Job, n, maxLost int) {
+func checkCount(t *testing.T, ckdir string, j api.Job, n, maxLost int) {
 	t.Helper()
-	ckdir := filepath.Join(c.dataDir, "checkpoints", strconv.FormatUint(j.ID, 10))
 	b, err := os.ReadFile(filepath.Join(ckdir, "steps"))
 	if err != nil {
 		t.Fatalf("steps: %v", err)
@@ -90,7 +91,7 @@ func TestCounterAcrossWalltime(t *testing.T) {
 	if j.State != api.StateCompleted || j.Restarts < 1 {
 		t.Fatalf("ended %s after %d restarts (%s), want COMPLETED after at least one", j.State, j.Restarts, j.Reason)
 	}
-	checkCount(t, c, j, 25, 0)
+	checkCount(t, c.checkpointDir(j.ID), j, 25, 0)
 	if len(j.Runs) != j.Restarts+1 || j.Runs[len(j.Runs)-1].State != api.StateCompleted {
 		t.Fatalf("%d runs for %d restarts", len(j.Runs), j.Restarts)
 	}
@@ -139,7 +140,7 @@ func TestCounterAcrossDrainRequeue(t *testing.T) {
 	if j.State != api.StateCompleted {
 		t.Fatalf("ended %s (%s)", j.State, j.Reason)
 	}
-	checkCount(t, c, j, 20, 0)
+	checkCount(t, c.checkpointDir(j.ID), j, 20, 0)
 }
 
 // max_restarts reached ends the job: TIMEOUT, its work undone.
@@ -155,6 +156,11 @@ func TestMaxRestartsReached(t *testing.T) {
 	if j.State != api.StateTimeout || j.Restarts != 1 || len(j.Runs) != 2 {
 		t.Fatalf("ended %s after %d restarts and %d runs, want TIMEOUT after 1 and 2", j.State, j.Restarts, len(j.Runs))
 	}
+}
+
+// checkpointDir is job id's HPC_CHECKPOINT_DIR under `hpcd dev`.
+func (c *cluster) checkpointDir(id uint64) string {
+	return filepath.Join(c.dataDir, "checkpoints", strconv.FormatUint(id, 10))
 }
 
 // nodeName is the name of the cluster's only node.
@@ -262,7 +268,7 @@ func TestCounterAcrossPreemption(t *testing.T) {
 	if !j.Runs[1].Start.After(u.Runs[0].End) && !j.Runs[1].Start.Equal(u.Runs[0].End) {
 		t.Errorf("victim restarted at %v, before the preemptor ended at %v", j.Runs[1].Start, u.Runs[0].End)
 	}
-	checkCount(t, c, j, 25, 0)
+	checkCount(t, c.checkpointDir(j.ID), j, 25, 0)
 }
 
 // node is the cluster's only node.
@@ -274,4 +280,117 @@ func (c *cluster) node() api.Node {
 		c.t.Fatalf("nodes: %q", out)
 	}
 	return nodes[0]
+}
+
+// (d) Node failure: the agent running a counter is killed with kill -9 and
+// its node goes with it (the job's processes die too, as on a machine that
+// fails). The server marks the node DOWN, the job NODE_FAIL and requeues
+// it; it restarts on the other agent from its last periodic checkpoint and
+// finishes with the right count, having redone at most one interval.
+func TestCounterAcrossNodeFailure(t *testing.T) {
+	m := startMultiNode(t, "127.0.0.1")
+	m.startAgent("a1")
+	m.startAgent("a2")
+	// 0.1 s a step and a checkpoint every second.
+	src := strings.Replace(counterJob("count", 60, fmt.Sprintf(`  walltime = "5m"
+  resources {
+    cpus = %d
+  }
+  checkpoint {
+    interval     = "1s"
+    max_restarts = 3
+  }`, m.machineCPUs("a1"))), "sleep 0.2", "sleep 0.1", 1)
+	// Periodic checkpoints: save on the signal and carry on.
+	src = strings.Replace(src, "        exit 0\n      }", "      }", 1)
+	id := m.submit(m.writeJob("count.hcl", src))
+	j := m.waitState(id, 30*time.Second, api.StateRunning)
+	lost := j.Nodes[0]
+	other := map[string]string{"a1": "a2", "a2": "a1"}[lost]
+	// hpcd server without --checkpoint-root: beside the job's files.
+	ckdir := filepath.Join(m.work, ".hpc-checkpoint", strconv.FormatUint(id, 10))
+	m.waitFile(filepath.Join(ckdir, "steps"), 20)
+	if _, err := os.Stat(filepath.Join(ckdir, "count")); err != nil {
+		t.Fatalf("no periodic checkpoint after 2 s: %v", err)
+	}
+	m.kill9Agent(lost)
+	killJobProcesses(t, "HPC_CHECKPOINT_DIR="+ckdir)
+	j = m.waitState(id, 90*time.Second, api.StateCompleted, api.StateFailed, api.StateNodeFail)
+	if j.State != api.StateCompleted || j.Restarts != 1 || !slices.Equal(j.Nodes, []string{other}) {
+		t.Fatalf("ended %s on %v after %d restarts (%s), want COMPLETED on %s after 1", j.State, j.Nodes, j.Restarts, j.Reason, other)
+	}
+	if len(j.Runs) != 2 || j.Runs[0].Stop != "node-fail" || !slices.Equal(j.Runs[0].Nodes, []string{lost}) {
+		t.Fatalf("runs %+v", j.Runs)
+	}
+	// One interval is 10 steps; periodic checkpoints go out on the
+	// server's 1 s scheduling tick, so up to two intervals apart.
+	checkCount(t, ckdir, j, 60, 20)
+}
+
+// killJobProcesses kills, the hard way, every process on this machine
+// whose environment holds env (the job's own HPC_CHECKPOINT_DIR, which no
+// other job has): what a failing machine does to the jobs on it.
+func killJobProcesses(t *testing.T, env string) {
+	t.Helper()
+	want := []byte(env + "\x00")
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/environ"); err == nil && bytes.Contains(b, want) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// CRIU across agents: a criu job whose count lives only in memory runs on
+// one agent; that node is drained with --requeue, so the job is dumped and
+// requeued, and the other agent restores it: its output counts on.
+func TestCRIUJobMovesToAnotherAgent(t *testing.T) {
+	if _, err := checkpoint.FindCRIU(t.Context()); err != nil {
+		t.Skipf("CRIU jobs not tested here: %v", err)
+	}
+	m := startMultiNode(t, "127.0.0.1")
+	m.startAgent("a1")
+	m.startAgent("a2")
+	for _, name := range []string{"a1", "a2"} {
+		if n, _ := m.node(name); !slices.Contains(n.Checkpoint, "criu") {
+			t.Fatalf("node %s does not offer criu checkpoints: %+v", name, n.Checkpoint)
+		}
+	}
+	// A command, not a script: a script's job.sh lives in the agent's data
+	// directory, which is another path on each loopback agent.
+	id := m.submit(m.writeJob("mem.hcl", `job "mem" {
+  walltime = "5m"
+  checkpoint {
+    mode = "criu"
+    warn = "30s"
+  }
+  task {
+    command = "/bin/sh"
+    args    = ["-c", "i=0; while [ $i -lt 60 ]; do i=$((i + 1)); echo $i; sleep 0.1; done"]
+  }
+}`))
+	j := m.waitState(id, 30*time.Second, api.StateRunning)
+	from := j.Nodes[0]
+	to := map[string]string{"a1": "a2", "a2": "a1"}[from]
+	m.waitFile(j.Output, 10)
+	if _, errOut, code := m.hpcsub("node", "drain", from, "--reason", "move it", "--requeue"); code != 0 {
+		t.Fatalf("drain: %s", errOut)
+	}
+	j = m.waitState(id, 90*time.Second, api.StateCompleted, api.StateFailed, api.StateCancelled)
+	if j.State != api.StateCompleted || !slices.Equal(j.Nodes, []string{to}) || j.Restarts != 1 || j.Runs[0].Stop != "drain" {
+		t.Fatalf("ended %s on %v after %d restarts (%s), runs %+v", j.State, j.Nodes, j.Restarts, j.Reason, j.Runs)
+	}
+	b, _ := os.ReadFile(j.Output)
+	nums := strings.Fields(string(b))
+	for i, f := range nums {
+		if f != strconv.Itoa(i+1) {
+			t.Fatalf("output line %d is %q, want %d: not restored from memory\n%s", i+1, f, i+1, b)
+		}
+	}
+	if len(nums) != 60 {
+		t.Fatalf("output has %d lines, want 60", len(nums))
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hpc-sched/hpc/agent"
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/checkpoint"
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/resources"
 	"github.com/hpc-sched/hpc/resources/inventory"
@@ -158,7 +159,14 @@ func runAgent(parent context.Context, o agentOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
+	// Transparent checkpoints where this node has a working CRIU >= 4.1;
+	// the node says so in its registration (hpcsub nodes).
+	criu, err := checkpoint.FindCRIU(ctx)
+	if err != nil {
+		log.Info("no CRIU checkpoints on this node", "why", err)
+	}
 	excfg := exec.Config{
+		CRIU:         criu,
 		StateDir:     filepath.Join(dataDir, "exec"),
 		CgroupParent: cgroupParent(dataDir),
 		AllowRoot:    true,
@@ -180,6 +188,9 @@ func runAgent(parent context.Context, o agentOptions) error {
 	local := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), features, memoryReserve(inv.Memory))
 	reg.NUMA = agent.NUMANodes("/sys", reg.CPUIDs)
+	if criu != nil {
+		reg.CRIU = criu.Version
+	}
 	tr := agent.NewHTTPS(serverAddr, creds)
 	health := agent.NewGPUHealth(ctx, log)
 	runner := agent.NewRunner(agent.Config{Node: reg, Log: log, Health: health.Check}, tr, local)

@@ -33,6 +33,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "policy", Value: string(placement.EASY), Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.DurationFlag{Name: "default-walltime", Value: time.Hour, Usage: "walltime of jobs whose file gives none"},
 			&cli.DurationFlag{Name: "down-timeout", Value: 30 * time.Second, Usage: "a node whose agent has not been heard from this long is DOWN"},
+			&cli.StringFlag{Name: "checkpoint-root", Usage: "where jobs keep their checkpoints, one directory per job: shared storage at the same path on every node (default: <workdir>/.hpc-checkpoint/<id>; set one for criu jobs)"},
 			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "admin-tokens-via-agent", Usage: "let agents obtain HTTPS tokens for admins (root and this server's uid); off, admins log in on the server host"},
@@ -51,6 +52,7 @@ func serverCommand() *cli.Command {
 				walltime:    c.Duration("default-walltime"),
 				downTimeout: c.Duration("down-timeout"),
 				killWait:    c.Duration("kill-wait"),
+				ckptRoot:    c.String("checkpoint-root"),
 				logLevel:    c.String("log-level"),
 				adminTokens: c.Bool("admin-tokens-via-agent"),
 			})
@@ -67,6 +69,7 @@ type serverOptions struct {
 	limits                server.Limits
 	accounts              map[string][]string
 	adminTokens           bool // Config.AdminTokensViaAgent
+	ckptRoot              string
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -141,6 +144,14 @@ func runServer(parent context.Context, o serverOptions) error {
 		return err
 	}
 	defer st.Close()
+	ckptRoot := ""
+	if o.ckptRoot != "" {
+		// Not under the data directory, which is root's alone (0700):
+		// jobs must reach their checkpoint directories on every node.
+		if ckptRoot, err = checkpointRoot(o.ckptRoot, ""); err != nil {
+			return err
+		}
+	}
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
 		Policy:              placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
@@ -152,6 +163,7 @@ func runServer(parent context.Context, o serverOptions) error {
 		CancelGrace:         o.killWait,
 		Limits:              o.limits,
 		Accounts:            o.accounts,
+		CheckpointRoot:      ckptRoot,
 	}, st, log)
 	if err != nil {
 		return err
