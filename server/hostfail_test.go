@@ -188,3 +188,23 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A job's own end on the node also ends its run of host failures (remote
+// agents only queue a launch, so their launches can't tell).
+func TestJobsOwnEndResetsHostFailures(t *testing.T) {
+	cfg := testConfig()
+	cfg.DrainAfterHostFailures = 2
+	h := newHarness(t, cfg)
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		ids = append(ids, h.submit(jobSrc(requeueSrc))[0])
+	}
+	h.schedule() // all three run
+	h.srv.Report(api.Outcome{JobID: ids[0], Node: "n1", State: api.StateFailed, HostFailure: true, Reason: "shim died"})
+	h.report(ids[1], api.StateCompleted, 0)
+	h.srv.Report(api.Outcome{JobID: ids[2], Node: "n1", State: api.StateFailed, HostFailure: true, Reason: "shim died"})
+	ns, err := h.client.Nodes(context.Background())
+	if err != nil || ns[0].State == api.NodeDrained || ns[0].State == api.NodeDraining {
+		t.Fatalf("node %+v (%v): two host failures with a job's own end between are not in a row", ns, err)
+	}
+}

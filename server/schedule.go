@@ -178,7 +178,11 @@ func (s *Server) launch(ctx context.Context, id uint64) {
 			s.launchFailed(id, p.node, err)
 			return
 		}
-		s.hostWorked(p.node)
+		if _, remote := p.a.(*agentSession); !remote {
+			// In process, Launch returns once the job runs: the node
+			// worked. A remote agent only queued it; its outcome tells.
+			s.hostWorked(p.node)
+		}
 		// A cancel that arrived while the job was being launched found no
 		// process to kill yet: send it now that there is one.
 		s.mu.Lock()
@@ -262,6 +266,8 @@ func (s *Server) Report(o api.Outcome) {
 	}
 	if orig.HostFailure && !orig.NeverStarted {
 		s.hostFailed(orig.Node, orig.JobID, orig.Reason)
+	} else if !orig.HostFailure {
+		s.hostWorked(orig.Node) // the job's own end: the node ran it
 	}
 	switch {
 	case partOnly:
