@@ -13,6 +13,10 @@ import (
 // "42_7", "42_[3-9]"), or of every job of a user in some states.
 const RouteJobActions = "/v1/job-actions" // POST ActionRequest -> ActionResponse
 
+// MaxActionTargets is the most targets one ActionRequest may name (413
+// beyond); clients send more in several requests.
+const MaxActionTargets = 1000
+
 // Actions of an ActionRequest.
 const (
 	ActionCancel  = "cancel"

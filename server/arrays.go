@@ -19,7 +19,7 @@ import (
 // 77 MB. Whole arrays ("42") and ranges ("42_[3-9]") name many jobs in one
 // target, and user/state selection names all of a user's jobs.
 const (
-	maxTargets       = 1000   // targets in one request
+	maxTargets       = api.MaxActionTargets
 	maxTargetIndices = 100000 // array indices all ranges of one request expand to
 	maxResultJobs    = 1000   // jobs the answer lists in full; the rest are counted by state
 )

@@ -16,7 +16,7 @@ import (
 )
 
 // maxIDRange bounds "244-2243", a range of plain job ids.
-const maxIDRange = 1000 // the server's bound on targets in one request
+const maxIDRange = 100000 // sent api.MaxActionTargets a request
 
 // parseTargets checks job arguments before any request: "42", "42_7",
 // "42_[3-9]", and "244-2243" (a range of job ids, expanded here).
@@ -116,9 +116,7 @@ func (e *env) action(c *cli.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := e.request()
-	resp, err := cl.Actions(ctx, req)
-	cancel()
+	resp, err := e.actionsInChunks(cl, req)
 	if err != nil {
 		return explain(cl, err)
 	}
@@ -142,6 +140,26 @@ func (e *env) action(c *cli.Context, name string) error {
 		return exitStatus(1)
 	}
 	return nil
+}
+
+// actionsInChunks sends req's targets api.MaxActionTargets at a time (the
+// server's bound on one request) and joins the answers.
+func (e *env) actionsInChunks(cl *api.Client, req api.ActionRequest) (api.ActionResponse, error) {
+	all := req.Targets
+	var resp api.ActionResponse
+	for {
+		req.Targets = all[:min(len(all), api.MaxActionTargets)]
+		ctx, cancel := e.request()
+		part, err := cl.Actions(ctx, req)
+		cancel()
+		if err != nil {
+			return resp, err
+		}
+		resp.Results = append(resp.Results, part.Results...)
+		if all = all[len(req.Targets):]; len(all) == 0 {
+			return resp, nil
+		}
+	}
 }
 
 // printResult prints what became of one target: one line per state,
