@@ -35,6 +35,13 @@ func TestShimKilledRequeues(t *testing.T) {
 	var shim struct {
 		PID int `json:"pid"`
 	}
+	// RUNNING is committed before the launch: wait until the job's code
+	// has run, or the kill below hits a launch (a different host failure,
+	// after which the first real run sleeps out its walltime).
+	waitFor(t, 30*time.Second, func() bool {
+		b, err := os.ReadFile(marker)
+		return err == nil && len(b) > 0
+	})
 	pidFile := filepath.Join(c.dataDir, "exec", fmt.Sprint(id), "shim.pid")
 	waitFor(t, 10*time.Second, func() bool {
 		b, err := os.ReadFile(pidFile)
