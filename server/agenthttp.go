@@ -68,32 +68,8 @@ func (s *Server) TLSHandler() http.Handler {
 	users := s.Handler()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.RouteAgentJoin, s.handleJoin)
-	mux.HandleFunc("POST "+api.RouteAgentRegister, s.agentRoute(func(w http.ResponseWriter, r *http.Request, id AgentIdentity) {
-		var req api.RegisterRequest
-		if err := decodeBody(r, &req); err != nil {
-			s.refuseAgent(w, r, id, err)
-			return
-		}
-		resp, err := s.AgentRegister(r.Context(), id, req)
-		if err != nil {
-			s.refuseAgent(w, r, id, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, resp)
-	}))
-	mux.HandleFunc("POST "+api.RouteAgentSync, s.agentRoute(func(w http.ResponseWriter, r *http.Request, id AgentIdentity) {
-		var req api.SyncRequest
-		if err := decodeBody(r, &req); err != nil {
-			s.refuseAgent(w, r, id, err)
-			return
-		}
-		resp, err := s.AgentSync(r.Context(), id, req)
-		if err != nil {
-			s.refuseAgent(w, r, id, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, resp)
-	}))
+	mux.HandleFunc("POST "+api.RouteAgentRegister, s.agentRoute(agentCall(s, s.AgentRegister)))
+	mux.HandleFunc("POST "+api.RouteAgentSync, s.agentRoute(agentCall(s, s.AgentSync)))
 	mux.HandleFunc("POST "+api.RouteAgentToken, s.agentRoute(func(w http.ResponseWriter, r *http.Request, id AgentIdentity) {
 		var req api.AgentTokenRequest
 		if err := decodeBody(r, &req); err != nil {
@@ -121,6 +97,24 @@ func (s *Server) TLSHandler() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// agentCall adapts one agent protocol call to HTTP: decode the request,
+// call, answer with the response or the refusal (logged with the node).
+func agentCall[Req, Resp any](s *Server, call func(context.Context, AgentIdentity, Req) (Resp, error)) func(http.ResponseWriter, *http.Request, AgentIdentity) {
+	return func(w http.ResponseWriter, r *http.Request, id AgentIdentity) {
+		var req Req
+		if err := decodeBody(r, &req); err != nil {
+			s.refuseAgent(w, r, id, err)
+			return
+		}
+		resp, err := call(r.Context(), id, req)
+		if err != nil {
+			s.refuseAgent(w, r, id, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
 }
 
 func (s *Server) refuseAgent(w http.ResponseWriter, r *http.Request, id AgentIdentity, err error) {
