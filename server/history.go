@@ -86,19 +86,50 @@ func (s *Server) eachEnded(q *endedQuery, fn func(e endedJob) bool) error {
 	s.mu.Unlock()
 	sort.Slice(live, func(a, b int) bool { return afterKey(live[b].key, live[a].key) })
 
+	// A job can be in both: a pass may commit it to the archive between
+	// the snapshot above and the scan below, or the snapshot may fall
+	// between a pass's commit and its removing the jobs from memory. It
+	// is listed once, matched by id (never by comparing times with ==:
+	// a time read back from the archive differs in location and clock
+	// reading from the live one for the same instant).
+	const (
+		livePending = iota
+		liveListed
+		liveArchived // the archive's copy was listed: the live one is not
+	)
+	seen := make(map[uint64]int, len(live))
+	for _, e := range live {
+		seen[e.key.ID] = livePending
+	}
+	emitLive := func(e endedJob) bool {
+		if seen[e.key.ID] == liveArchived {
+			return true
+		}
+		seen[e.key.ID] = liveListed
+		return fn(e)
+	}
 	stopped := false
 	err := s.store.ScanArchive(q.scan, func(e store.ArchiveEntry) (bool, error) {
 		for len(live) > 0 && !afterKey(live[0].key, e.Key) {
-			if live[0].key != e.Key { // the same job in both: the archive's copy wins
-				if !fn(live[0]) {
-					stopped = true
-					return false, nil
-				}
-			}
+			l := live[0]
 			live = live[1:]
+			if l.key.ID == e.Key.ID {
+				continue // the same job in both: the archive's copy wins
+			}
+			if !emitLive(l) {
+				stopped = true
+				return false, nil
+			}
+		}
+		st, isLive := seen[e.Key.ID]
+		if isLive && st == liveListed {
+			return true, nil // listed already from the live set
 		}
 		if !q.match(e.User, e.Account, summaryState(e.Summary)) {
 			return true, nil
+		}
+		if isLive {
+			seen[e.Key.ID] = liveArchived
 		}
 		if !fn(endedJob{key: e.Key, user: e.User, account: e.Account, summary: e.Summary, record: e.Record}) {
 			stopped = true
@@ -110,7 +141,7 @@ func (s *Server) eachEnded(q *endedQuery, fn func(e endedJob) bool) error {
 		return fmt.Errorf("read the accounting archive: %w", err)
 	}
 	for _, e := range live {
-		if stopped || !fn(e) {
+		if stopped || !emitLive(e) {
 			break
 		}
 	}

@@ -137,3 +137,35 @@ func TestPurgeArchive(t *testing.T) {
 		t.Errorf("left %v, want [4 5 6]", ids)
 	}
 }
+
+// A job is archived once: a second record of an archived id (a retried
+// batch, or the same job twice in one batch) adds no second listing under
+// any index, even with another end time, and leaves the first record.
+func TestArchiveKeepsTheFirstRecordOfAJob(t *testing.T) {
+	s := archiveFixture(t)
+	again := ArchiveRecord{ID: 3, End: archiveT0.Add(9 * time.Hour), User: "alice", Account: "physics", Summary: []byte("sum3 again"), Data: []byte("rec3 again")}
+	fresh := ArchiveRecord{ID: 7, End: archiveT0.Add(7 * time.Hour), User: "alice", Account: "physics", Summary: []byte("sum7"), Data: []byte("rec7")}
+	twice := fresh
+	twice.End, twice.Summary, twice.Data = archiveT0.Add(8*time.Hour), []byte("sum7 twice"), []byte("rec7 twice")
+	if err := s.Archive([]ArchiveRecord{again, fresh, twice}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []ArchiveScan{{}, {User: "alice"}, {Account: "physics"}} {
+		ids, sums, _ := scanIDs(t, s, q, 100)
+		want := []uint64{1, 2, 3, 4, 5, 6, 7}
+		if q.User != "" || q.Account != "" {
+			want = []uint64{1, 3, 5, 7}
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("scan %+v = %v, want %v", q, ids, want)
+		}
+		for i, id := range ids {
+			if sums[i] != fmt.Sprintf("sum%d", id) {
+				t.Errorf("scan %+v: job %d summary %q, want the first record's", q, id, sums[i])
+			}
+		}
+	}
+	if data, _, _ := s.ArchivedJob(3); string(data) != "rec3" {
+		t.Errorf("ArchivedJob(3) = %q, want the first record", data)
+	}
+}
