@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -91,6 +92,7 @@ func (l *Local) spec(a api.Assignment) (exec.Spec, error) {
 		NodeList:     a.NodeList, ArrayIndex: a.ArrayIndex, RestartCount: a.RestartCount,
 		CheckpointDir: a.CheckpointDir,
 		Walltime:      a.Walltime, WarnBefore: a.WarnBefore, Umask: a.Umask,
+		FenceAfter: a.FenceAfter,
 	}
 	for _, idx := range a.GPUs {
 		minor, ok := l.minors[idx]
@@ -176,13 +178,34 @@ func (l *Local) AdoptAll(adopted func(id uint64)) ([]uint64, error) {
 	return ids, nil
 }
 
+// RenewLeases extends the leases of the jobs it watches to at (see
+// Runner's LeaseRenewer); jobs without one are left alone.
+func (l *Local) RenewLeases(at time.Time) {
+	l.mu.Lock()
+	ids := make([]uint64, 0, len(l.handles))
+	for id := range l.handles {
+		ids = append(ids, id)
+	}
+	l.mu.Unlock()
+	for _, id := range ids {
+		if err := l.ex.RenewLease(id, at); err != nil {
+			l.log.Warn("renew lease", "job", id, "err", err)
+		}
+	}
+}
+
 // SetReport sets where outcomes go (a Runner's Report); call it before
 // any launch or adoption.
 func (l *Local) SetReport(report func(api.Outcome)) { l.report = report }
 
 func outcome(node string, id uint64, o exec.Outcome) api.Outcome {
+	state := api.JobState(o.State)
+	if o.Fenced {
+		// The shim stopped it: the node lost its server or its agent.
+		state = api.StateNodeFail
+	}
 	return api.Outcome{
-		JobID: id, Node: node, State: api.JobState(o.State), ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
+		JobID: id, Node: node, State: state, ExitCode: o.ExitCode, Signal: o.Signal, Reason: o.Reason,
 		NeverStarted: o.NeverStarted, HostFailure: o.HostFailure,
 		Start: o.Start, End: o.End,
 		Usage: api.Usage{

@@ -43,6 +43,18 @@ type Config struct {
 	Log     *slog.Logger
 	// Health, when set, is asked before every sync for the GPUs' health.
 	Health func() []api.GPUHealth
+	// Lease: the server is remote and may requeue this node's jobs while
+	// the agent is dead, so requeueable jobs are leased (FenceAfter) and the
+	// executor's shims stop them when the agent stops renewing. Off for
+	// `hpcd dev`, whose agent dies and restarts with its server.
+	Lease bool
+}
+
+// LeaseRenewer is an Executor whose jobs may hold leases
+// (api.Assignment.FenceAfter): the runner renews them all, to the time
+// the exchange was sent, after every successful exchange with the server.
+type LeaseRenewer interface {
+	RenewLeases(at time.Time)
 }
 
 // heldJob is a job the runner holds: running, or ended with its outcome
@@ -176,6 +188,7 @@ func (r *Runner) Register(ctx context.Context) error {
 	}
 	r.lastOK, r.fenced = sent, false
 	r.mu.Unlock()
+	r.renewLeases(sent)
 	r.log.Info("registered", "adopted", len(resp.Adopt), "killed", len(resp.Kill), "heartbeat", r.heartbeat, "down_timeout", r.down)
 	return nil
 }
@@ -265,6 +278,9 @@ func (r *Runner) syncOnce(ctx context.Context) error {
 		r.fenced = false
 		r.log.Info("server reachable again")
 	}
+	r.mu.Unlock()
+	r.renewLeases(sent)
+	r.mu.Lock()
 	var fresh []api.Command
 	for _, c := range resp.Commands {
 		if c.ID > r.ack {
@@ -326,6 +342,11 @@ func (r *Runner) apply(ctx context.Context, c api.Command) {
 			return
 		}
 		r.jobs[a.JobID] = &heldJob{attempt: a.Attempt, requeue: a.Requeue}
+		if r.cfg.Lease && a.Requeue {
+			// The runner's own fence rule: gone before the server marks
+			// the node DOWN and requeues the job, even if the agent is.
+			a.FenceAfter = r.down - r.heartbeat
+		}
 		r.mu.Unlock()
 		if err := r.ex.Launch(ctx, a); err != nil {
 			r.log.Warn("launch failed", "job", a.JobID, "err", err)
@@ -398,5 +419,16 @@ func (r *Runner) fence(ctx context.Context) {
 				r.log.Warn("self-fence", "job", id, "err", err)
 			}
 		}
+	}
+}
+
+// renewLeases extends the leases of the executor's jobs to sent, when the
+// server was last reached. A restarted agent renews the leases of the jobs
+// it adopted with its registration, not before: until the server has
+// answered, the lease must keep counting from the last exchange the server
+// saw.
+func (r *Runner) renewLeases(sent time.Time) {
+	if lr, ok := r.ex.(LeaseRenewer); ok && r.cfg.Lease {
+		lr.RenewLeases(sent)
 	}
 }

@@ -36,6 +36,11 @@ type Assignment struct {
 	// Requeue: the server requeues the job when its node goes DOWN, so an
 	// agent cut off from the server stops it (self-fencing).
 	Requeue bool `json:"requeue,omitempty"`
+	// FenceAfter, when set, leases the job to its agent: the job's shim
+	// kills it once the agent has not renewed the lease (after a successful
+	// exchange with the server) for this long, so a job the server requeues
+	// when a dead agent's node goes DOWN never runs twice. 0: no lease.
+	FenceAfter time.Duration `json:"fence_after,omitempty"`
 	// Attempt names this run of the job; its outcome carries it back so an
 	// outcome of an earlier run is never taken for the current one's.
 	Attempt uint64 `json:"attempt,omitempty"`

@@ -163,6 +163,11 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 	if err := writeVolatileJSON(filepath.Join(dir, recordFile), rec); err != nil {
 		return nil, err
 	}
+	if s.FenceAfter > 0 {
+		if err := createLease(dir); err != nil {
+			return nil, fmt.Errorf("job %d: %w", s.JobID, err)
+		}
+	}
 	if grp, err = e.drv.create(s.JobID, Limits(s)); err != nil {
 		return nil, fmt.Errorf("job %d: %w", s.JobID, err)
 	}

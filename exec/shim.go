@@ -44,6 +44,8 @@ type shim struct {
 	log  *slog.Logger
 	grp  jobGroup
 	self int
+	// fenced: the agent's lease ran out and the shim killed the job.
+	fenced time.Duration
 }
 
 type childExit struct {
@@ -316,9 +318,29 @@ func (s *shim) supervise(pid int, exits <-chan childExit) (childExit, bool) {
 			warnC = warn.C
 		}
 	}
+	var leaseC <-chan time.Time
+	if spec.FenceAfter > 0 {
+		lease := time.NewTicker(leaseTick(spec.FenceAfter))
+		defer lease.Stop()
+		leaseC = lease.C
+	}
 	timedOut := false
 	for {
 		select {
+		case <-leaseC:
+			age, ok := leaseAge(s.dir)
+			if s.fenced > 0 || !ok || age < spec.FenceAfter {
+				continue
+			}
+			// The agent has not heard from the server for almost the DOWN
+			// timeout (or is dead): the server is about to run the job
+			// elsewhere, so this copy must be gone first.
+			s.fenced = age
+			s.log.Warn("lease expired: fencing the job", "lease_age", age, "fence_after", spec.FenceAfter)
+			if err := s.grp.killAll(s.self); err != nil {
+				s.log.Warn("fence", "err", err)
+			}
+			_ = killTree(s.self)
 		case e, ok := <-exits:
 			if !ok {
 				return childExit{pid: pid, ws: unix.WaitStatus(0xff00)}, timedOut // vanished: report exit 255
@@ -369,6 +391,10 @@ func (s *shim) outcome(job childExit, timedOut bool, startErr string, start, end
 		status: job.ws, timedOut: timedOut, cancelled: cancelled, cancelReason: c.Reason,
 		oomKills: oom, spec: s.rec.Spec, isolation: s.rec.Isolation, startErr: startErr,
 	})
+	if s.fenced > 0 && o.State != StateCompleted {
+		o.State, o.HostFailure, o.Fenced = StateFailed, true, true
+		o.Reason = fmt.Sprintf("self-fenced: the agent's lease was not renewed for %s (the node lost the server or its agent died)", s.fenced.Round(time.Millisecond))
+	}
 	o.Start, o.End = start, end
 	o.Usage = Usage{Elapsed: end.Sub(start), CPUTime: cpu, PeakMemory: peak}
 	return o

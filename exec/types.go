@@ -97,8 +97,12 @@ type Spec struct {
 	// from it (its processes, memory and files continue) instead of started.
 	RestoreFrom string `json:",omitempty"`
 
-	Umask      uint32        // file mode mask of the job's processes (output files too)
-	Walltime   time.Duration // 0 = none
+	Umask    uint32        // file mode mask of the job's processes (output files too)
+	Walltime time.Duration // 0 = none
+	// FenceAfter, when set, makes the shim kill the job once its lease
+	// (RenewLease) is older than this: the agent is gone and the server may
+	// run the job elsewhere. 0: no lease (see lease.go).
+	FenceAfter time.Duration `json:",omitempty"`
 	WarnSignal syscall.Signal
 	WarnBefore time.Duration
 }
@@ -126,4 +130,7 @@ type Outcome struct {
 	// supervisor died, or the node could not start it. Its exit code is
 	// then not the job's.
 	HostFailure bool `json:",omitempty"`
+	// Fenced is set when the shim killed the job because its agent's lease
+	// ran out (a host failure too).
+	Fenced bool `json:",omitempty"`
 }

@@ -193,7 +193,7 @@ func runAgent(parent context.Context, o agentOptions) error {
 	}
 	tr := agent.NewHTTPS(serverAddr, creds)
 	health := agent.NewGPUHealth(ctx, log)
-	runner := agent.NewRunner(agent.Config{Node: reg, Log: log, Health: health.Check}, tr, local)
+	runner := agent.NewRunner(agent.Config{Node: reg, Log: log, Health: health.Check, Lease: true}, tr, local)
 	local.SetReport(runner.Report)
 	adopted, err := local.AdoptAll(runner.Adopted)
 	if err != nil {
