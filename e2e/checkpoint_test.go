@@ -81,9 +81,11 @@ func checkCount(t *testing.T, ckdir string, j api.Job, n, maxLost int) {
 // and continues where it stopped, run after run, until it is done.
 func TestCounterAcrossWalltime(t *testing.T) {
 	c := startCluster(t)
-	file := c.writeJob("count.hcl", counterJob("count", 25, `  walltime = "3s"
+	// The server sends the warning on its scheduling tick: leave it seconds
+	// of slack before the walltime, or a loaded machine delivers it late.
+	file := c.writeJob("count.hcl", counterJob("count", 50, `  walltime = "8s"
   checkpoint {
-    warn = "1s"
+    warn = "4s"
     max_restarts = 10
   }`))
 	id := c.submit(file)
@@ -91,7 +93,7 @@ func TestCounterAcrossWalltime(t *testing.T) {
 	if j.State != api.StateCompleted || j.Restarts < 1 {
 		t.Fatalf("ended %s after %d restarts (%s), want COMPLETED after at least one", j.State, j.Restarts, j.Reason)
 	}
-	checkCount(t, c.checkpointDir(j.ID), j, 25, 0)
+	checkCount(t, c.checkpointDir(j.ID), j, 50, 0)
 	if len(j.Runs) != j.Restarts+1 || j.Runs[len(j.Runs)-1].State != api.StateCompleted {
 		t.Fatalf("%d runs for %d restarts", len(j.Runs), j.Restarts)
 	}
