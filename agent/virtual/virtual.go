@@ -160,11 +160,9 @@ func (n *Node) end(id uint64, r *run, p plan) {
 
 // Cancel ends the job now, CANCELLED with reason.
 func (n *Node) Cancel(id uint64, reason string) error {
-	n.mu.Lock()
-	r, ok := n.jobs[id]
-	n.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("job %d does not run on %s", id, n.name)
+	r, err := n.job(id)
+	if err != nil {
+		return err
 	}
 	if r.timer.Stop() {
 		go n.end(id, r, plan{state: api.StateCancelled, code: 0, reason: reason})
@@ -179,11 +177,9 @@ func (n *Node) Cancel(id uint64, reason string) error {
 // process would (the server makes that CANCELLED when a cancel sent it);
 // any other is ignored.
 func (n *Node) Signal(id uint64, sig string) error {
-	n.mu.Lock()
-	r, ok := n.jobs[id]
-	n.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("job %d does not run on %s", id, n.name)
+	r, err := n.job(id)
+	if err != nil {
+		return err
 	}
 	num := unix.SignalNum(sig)
 	if num == 0 {
@@ -219,6 +215,17 @@ func (n *Node) Release(id uint64) error {
 		delete(n.jobs, id)
 	}
 	return nil
+}
+
+// job is the run of job id the node holds.
+func (n *Node) job(id uint64) (*run, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r, ok := n.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("job %d does not run on %s", id, n.name)
+	}
+	return r, nil
 }
 
 // held reports whether the node holds job id (running or ended, not
