@@ -84,7 +84,7 @@ type Spec struct {
 
 	CPUSet       []int // concrete CPU ids; CPU quota = len(CPUSet) CPUs
 	Memory       int64 // bytes; swap limited to the same value so no swap is used
-	Pids         int64 // 0 = DefaultPids (pids.max counts threads)
+	Pids         int64 // 0 = the executor's share of pid_max (Config.PidsShare; pids.max counts threads)
 	GPUs         []GPUDevice
 	GPUShare     float64 // fraction of each GPU the job shares with others; 0: whole GPUs
 	AllGPUMinors []int   // every GPU minor on the node: those not allocated are denied
