@@ -89,23 +89,8 @@ type Error struct {
 
 func (e *Error) Error() string { return strings.Join(e.Lines(), "\n") }
 
-// Lines returns one line per diagnostic.
-func (e *Error) Lines() []string {
-	out := make([]string, 0, len(e.Diags))
-	for _, d := range e.Diags {
-		var b strings.Builder
-		if d.Subject != nil {
-			fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
-		}
-		b.WriteString(d.Summary)
-		if d.Detail != "" {
-			b.WriteString(": ")
-			b.WriteString(strings.Join(strings.Fields(d.Detail), " "))
-		}
-		out = append(out, b.String())
-	}
-	return out
-}
+// Lines returns one line per diagnostic, formatted as jobs.Error's are.
+func (e *Error) Lines() []string { return (&jobs.Error{Diags: e.Diags}).Lines() }
 
 // ReadFile reads and parses a node-class file.
 func ReadFile(path string) (*File, error) {
