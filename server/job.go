@@ -191,10 +191,7 @@ func (j *job) apiJob() api.Job {
 		History:     j.History,
 		Runs:        j.Runs,
 	}
-	if j.ArrayIndex >= 0 {
-		idx := j.ArrayIndex
-		out.ArrayIndex = &idx
-	}
+	out.ArrayIndex = j.arrayIndex()
 	for _, d := range j.Deps {
 		out.DependsOn = append(out.DependsOn, d.Label)
 	}
@@ -205,13 +202,7 @@ func (j *job) apiJob() api.Job {
 		out.GPUs[a.Node] = a.GPUs
 		out.CPUIDs[a.Node] = a.CPUs
 	}
-	if j.State == api.StatePending && j.waitReason != "" {
-		out.Reason = j.waitReason
-	}
-	if !j.reservedStart.IsZero() && j.State == api.StatePending {
-		t := j.reservedStart
-		out.ReservedStart = &t
-	}
+	out.Reason, out.ReservedStart = j.waitView()
 	return out
 }
 
