@@ -207,3 +207,16 @@ func (s *Server) updateNode(name string, change func(n *node) error) (*node, err
 	s.mu.Unlock()
 	return &c, nil
 }
+
+// updateKnownNode is updateNode for a node that must already be known (an
+// admin's drain or resume): an unknown name is ErrNotFound, decided under
+// the same lock as the change, so it never creates a record.
+func (s *Server) updateKnownNode(name string, change func(n *node) error) error {
+	_, err := s.updateNode(name, func(n *node) error {
+		if _, ok := s.nodes[name]; !ok { // s.mu is held while change runs
+			return notFound("no node named %q: see `hpcsub nodes`", name)
+		}
+		return change(n)
+	})
+	return err
+}

@@ -37,13 +37,7 @@ func (s *Server) ResumeGPU(c Caller, name string, idx int) (api.Node, error) {
 }
 
 func (s *Server) setGPUDrain(name string, idx int, reason string, drain bool) error {
-	s.mu.Lock()
-	_, ok := s.nodes[name]
-	s.mu.Unlock()
-	if !ok {
-		return notFound("no node named %q: see `hpcsub nodes`", name)
-	}
-	_, err := s.updateNode(name, func(n *node) error {
+	err := s.updateKnownNode(name, func(n *node) error {
 		found := false
 		for _, g := range n.Reg.GPUs {
 			found = found || g.Index == idx

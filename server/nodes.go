@@ -293,13 +293,7 @@ func (s *Server) apiNodes() []api.Node {
 
 // setDrain drains or resumes a node durably.
 func (s *Server) setDrain(name string, drain bool, reason string, requeue bool) error {
-	s.mu.Lock()
-	_, ok := s.nodes[name]
-	s.mu.Unlock()
-	if !ok {
-		return notFound("no node named %q: see `hpcsub nodes`", name)
-	}
-	_, err := s.updateNode(name, func(n *node) error {
+	err := s.updateKnownNode(name, func(n *node) error {
 		n.Drain, n.DrainReason, n.DrainRequeue = drain, reason, requeue
 		if !drain {
 			n.DrainReason, n.DrainRequeue = "", false
