@@ -192,9 +192,6 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	var briefs []api.JobBrief
 	for _, j := range s.jobs {
-		if wantArray != 0 && j.ArrayJobID != wantArray {
-			continue
-		}
 		if wantUser != "" && j.User != wantUser {
 			continue
 		}
