@@ -17,8 +17,6 @@ import (
 
 	"github.com/hpc-sched/hpc/agent"
 	"github.com/hpc-sched/hpc/api"
-	"github.com/hpc-sched/hpc/checkpoint"
-	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/resources"
 	"github.com/hpc-sched/hpc/resources/inventory"
 	"github.com/hpc-sched/hpc/resources/nodeclass"
@@ -89,8 +87,8 @@ func runAgent(parent context.Context, o agentOptions) error {
 		return err
 	}
 	// Every flag is checked before anything is created or sent.
-	if o.isolation != "auto" && o.isolation != "none" {
-		return cli.Exit(fmt.Sprintf("hpcd agent: --isolation %q: use auto or none", o.isolation), 2)
+	if err := checkIsolation("hpcd agent", o.isolation); err != nil {
+		return err
 	}
 	features, err := parseFeatures(o.features)
 	if err != nil {
@@ -159,25 +157,9 @@ func runAgent(parent context.Context, o agentOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
-	// Transparent checkpoints where this node has a working CRIU >= 4.1;
-	// the node says so in its registration (hpcsub nodes).
-	criu, err := checkpoint.FindCRIU(ctx)
+	ex, criu, err := newNodeExecutor(ctx, log, dataDir, o.isolation, 0)
 	if err != nil {
-		log.Info("no CRIU checkpoints on this node", "why", err)
-	}
-	excfg := exec.Config{
-		CRIU:         criu,
-		StateDir:     filepath.Join(dataDir, "exec"),
-		CgroupParent: cgroupParent(dataDir),
-		AllowRoot:    true,
-		ShimPath:     shimBeside(log),
-	}
-	if o.isolation == "none" {
-		excfg.Isolation = exec.IsolationNone
-	}
-	ex, err := exec.New(excfg, log)
-	if err != nil {
-		return fmt.Errorf("set up the executor: %w", err)
+		return err
 	}
 	defer ex.Close()
 

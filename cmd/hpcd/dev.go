@@ -20,7 +20,6 @@ import (
 
 	"github.com/hpc-sched/hpc/agent"
 	"github.com/hpc-sched/hpc/api"
-	"github.com/hpc-sched/hpc/checkpoint"
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/placement"
 	"github.com/hpc-sched/hpc/resources"
@@ -103,16 +102,11 @@ func runDev(parent context.Context, o devOptions) error {
 		return err
 	}
 	// Every flag is checked before anything is created on disk.
-	switch o.policy {
-	case placement.FCFS, placement.EASY, placement.Conservative:
-	default:
-		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
+	if err := checkSchedFlags("hpcd", o.policy, o.killWait); err != nil {
+		return err
 	}
-	if o.killWait < 0 || o.killWait > time.Hour {
-		return cli.Exit(fmt.Sprintf("hpcd: --kill-wait %s: use 0 to 1h", o.killWait), 2)
-	}
-	if o.isolation != "auto" && o.isolation != "none" {
-		return cli.Exit(fmt.Sprintf("hpcd: --isolation %q: use auto or none", o.isolation), 2)
+	if err := checkIsolation("hpcd", o.isolation); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -163,26 +157,9 @@ func runDev(parent context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("read this machine's inventory: %w", err)
 	}
-	// Transparent checkpoints where this node has a working CRIU >= 4.1;
-	// the node then says so in its registration (hpcsub nodes).
-	criu, err := checkpoint.FindCRIU(ctx)
+	ex, criu, err := newNodeExecutor(ctx, log, o.dataDir, o.isolation, o.pidsShare)
 	if err != nil {
-		log.Info("no CRIU checkpoints on this node", "why", err)
-	}
-	excfg := exec.Config{
-		CRIU:         criu,
-		StateDir:     filepath.Join(o.dataDir, "exec"),
-		CgroupParent: cgroupParent(o.dataDir),
-		AllowRoot:    true,
-		ShimPath:     shimBeside(log),
-		PidsShare:    o.pidsShare,
-	}
-	if o.isolation == "none" {
-		excfg.Isolation = exec.IsolationNone
-	}
-	ex, err := exec.New(excfg, log)
-	if err != nil {
-		return fmt.Errorf("set up the executor: %w", err)
+		return err
 	}
 
 	ckptRoot, err := checkpointRoot(o.ckptRoot, o.dataDir)

@@ -111,13 +111,8 @@ func runServer(parent context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	switch o.policy {
-	case placement.FCFS, placement.EASY, placement.Conservative:
-	default:
-		return cli.Exit(fmt.Sprintf("hpcd: --policy %q: use fcfs, easy or conservative", o.policy), 2)
-	}
-	if o.killWait < 0 || o.killWait > time.Hour {
-		return cli.Exit(fmt.Sprintf("hpcd server: --kill-wait %s: use 0 to 1h", o.killWait), 2)
+	if err := checkSchedFlags("hpcd server", o.policy, o.killWait); err != nil {
+		return err
 	}
 	if o.downTimeout < 300*time.Millisecond {
 		return cli.Exit(fmt.Sprintf("hpcd server: --down-timeout %s is too short (at least 300ms)", o.downTimeout), 2)
