@@ -8,31 +8,6 @@ import (
 	"github.com/hpc-sched/hpc/api"
 )
 
-func nodeRemoveCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:      "remove",
-		Usage:     "forget a DRAINED node and revoke its agent's certificate",
-		ArgsUsage: "NAME",
-		Action: func(c *cli.Context) error {
-			name, err := nodeName("node remove", c)
-			if err != nil {
-				return err
-			}
-			cl, err := e.client(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.request()
-			defer cancel()
-			if err := cl.RemoveNode(ctx, name); err != nil {
-				return nodeError(cl, name, err)
-			}
-			fmt.Fprintf(e.stdout, "node %s removed; its agent's certificate is revoked\n", name)
-			return nil
-		},
-	}
-}
-
 func loginCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "login",

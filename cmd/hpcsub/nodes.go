@@ -132,7 +132,12 @@ func nodeCommand(e *env) *cli.Command {
 				Flags:     []cli.Flag{&cli.IntFlag{Name: "gpu", Value: -1, Usage: "return only this GPU (its index) to service"}},
 				Action:    e.resume,
 			},
-			nodeRemoveCommand(e),
+			{
+				Name:      "remove",
+				Usage:     "forget a DRAINED node and revoke its agent's certificate",
+				ArgsUsage: "NAME",
+				Action:    e.removeNode,
+			},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -143,7 +148,7 @@ func nodeCommand(e *env) *cli.Command {
 	}
 }
 
-// nodeName reads the single NAME argument of node drain/resume.
+// nodeName reads the single NAME argument of node drain/resume/remove.
 func nodeName(cmd string, c *cli.Context) (string, error) {
 	switch c.NArg() {
 	case 0:
@@ -211,6 +216,24 @@ func (e *env) resume(c *cli.Context) error {
 		return nodeError(cl, name, err)
 	}
 	fmt.Fprintf(e.stdout, "node %s %s\n", name, stateOr(string(n.State), "resumed"))
+	return nil
+}
+
+func (e *env) removeNode(c *cli.Context) error {
+	name, err := nodeName("node remove", c)
+	if err != nil {
+		return err
+	}
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
+	if err := cl.RemoveNode(ctx, name); err != nil {
+		return nodeError(cl, name, err)
+	}
+	fmt.Fprintf(e.stdout, "node %s removed; its agent's certificate is revoked\n", name)
 	return nil
 }
 
