@@ -165,30 +165,18 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	sharing := shareOf(&j.PerNode) > 0
 	for _, ni := range c.sharedNodes {
 		n := &c.nodes[ni]
-		if !k.classOK[n.class] || n.nFreeCPU < j.PerNode.CPUs || n.freeMem < j.PerNode.Memory ||
-			!sharing && bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
+		if !c.mayFitNow(n, j, k, sharing) {
 			continue
 		}
 		cd, r := c.fitOn(ni, n.availNow(), j, k, true)
-		switch r {
-		case "":
+		if r == "" {
 			ignoringRes++
-			if need == 1 {
-				if found == 0 || better(cd, best) {
-					best = cd
-				}
-			} else {
-				cands = append(cands, cd)
-			}
-			found++
-		case ReasonGPUTopology:
-			topo++
 		}
+		cands = offer(cd, r, need, &best, cands, &found, &topo)
 	}
 	for _, ni := range reserved {
 		n := &c.nodes[ni]
-		if !k.classOK[n.class] || n.nFreeCPU < j.PerNode.CPUs || n.freeMem < j.PerNode.Memory ||
-			!sharing && bits.OnesCount64(n.freeGPU&k.compat[n.class]) < j.PerNode.GPU.Count {
+		if !c.mayFitNow(n, j, k, sharing) {
 			continue
 		}
 		// With no GPU asked for, fitState fails only on the class, cpus
@@ -204,19 +192,7 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 			continue // availWindow would leave too few cpus: Resources
 		}
 		cd, r := c.fitOn(ni, c.availWindow(ni, c.now, end, c.scratchCPU(ni)), j, k, true)
-		switch r {
-		case "":
-			if need == 1 {
-				if found == 0 || better(cd, best) {
-					best = cd
-				}
-			} else {
-				cands = append(cands, cd)
-			}
-			found++
-		case ReasonGPUTopology:
-			topo++
-		}
+		cands = offer(cd, r, need, &best, cands, &found, &topo)
 	}
 	pl.cands = cands
 	if found < need {
@@ -238,6 +214,35 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	}
 	sortCandidates(cands)
 	return cands[:need], ""
+}
+
+// mayFitNow is the cheap look at node n's free-now state before fitOn:
+// the class, cpus and memory, and for whole GPUs enough compatible free
+// ones.
+func (c *cluster) mayFitNow(n *node, j *Job, k *kind, sharing bool) bool {
+	r := &j.PerNode
+	return k.classOK[n.class] && n.nFreeCPU >= r.CPUs && n.freeMem >= r.Memory &&
+		(sharing || bits.OnesCount64(n.freeGPU&k.compat[n.class]) >= r.GPU.Count)
+}
+
+// offer counts one node's answer for j: a fit becomes the best (one node
+// wanted) or joins cands, and counts as found; a topology miss counts in
+// topo.
+func offer(cd candidate, why Reason, need int, best *candidate, cands []candidate, found, topo *int) []candidate {
+	switch why {
+	case "":
+		if need == 1 {
+			if *found == 0 || better(cd, *best) {
+				*best = cd
+			}
+		} else {
+			cands = append(cands, cd)
+		}
+		*found++
+	case ReasonGPUTopology:
+		*topo++
+	}
+	return cands
 }
 
 // better orders candidates: by score, then by name.

@@ -101,19 +101,7 @@ func (pl *planner) searchBucket(b *bucket, a avail, j *Job, k *kind, need int, c
 	for _, ni := range b.nodes {
 		cd, why := c.fitState(ni, b.key.class, b.key.busy, a, j, k, true)
 		cd.node = ni
-		switch why {
-		case "":
-			if need == 1 {
-				if *found == 0 || better(cd, *best) {
-					*best = cd
-				}
-			} else {
-				cands = append(cands, cd)
-			}
-			*found++
-		case ReasonGPUTopology:
-			*topo++
-		}
+		cands = offer(cd, why, need, best, cands, found, topo)
 	}
 	return cands
 }
