@@ -398,11 +398,5 @@ func cmpRank(a, b *rcand, byIdle bool) int {
 		}
 		return 1
 	}
-	if x.less(*y) {
-		return -1
-	}
-	if y.less(*x) {
-		return 1
-	}
-	return 0
+	return x.compare(*y)
 }

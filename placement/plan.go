@@ -247,22 +247,16 @@ func offer(cd candidate, why Reason, need int, best *candidate, cands []candidat
 
 // better orders candidates: by score, then by name.
 func better(a, b candidate) bool {
-	if a.sc.less(b.sc) {
-		return true
-	}
-	if b.sc.less(a.sc) {
-		return false
+	if c := a.sc.compare(b.sc); c != 0 {
+		return c < 0
 	}
 	return a.node < b.node
 }
 
 func sortCandidates(cs []candidate) {
 	slices.SortFunc(cs, func(a, b candidate) int {
-		if a.sc.less(b.sc) {
-			return -1
-		}
-		if b.sc.less(a.sc) {
-			return 1
+		if c := a.sc.compare(b.sc); c != 0 {
+			return c
 		}
 		return int(a.node) - int(b.node)
 	})

@@ -149,11 +149,8 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 		if c := cmp.Compare(a.lostCPU, b.lostCPU); c != 0 {
 			return c
 		}
-		if a.cand.sc.less(b.cand.sc) {
-			return -1
-		}
-		if b.cand.sc.less(a.cand.sc) {
-			return 1
+		if c := a.cand.sc.compare(b.cand.sc); c != 0 {
+			return c
 		}
 		return cmp.Compare(a.node, b.node)
 	})

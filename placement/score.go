@@ -44,6 +44,17 @@ const (
 	tierGPUNode   = 2 // a CPU-only job would sit on a GPU node
 )
 
+// compare is less as a three-way comparison, for sorting.
+func (a score) compare(b score) int {
+	if a.less(b) {
+		return -1
+	}
+	if b.less(a) {
+		return 1
+	}
+	return 0
+}
+
 // less reports whether a ranks before b: the best interconnect for the
 // job's GPUs first (it decides how fast the job runs), then the tier, then
 // the plugin scorers' cost, then best fit on free GPUs, then dominant-resource best fit, then total
