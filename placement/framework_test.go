@@ -127,20 +127,7 @@ func TestUndeclaredScorerMatchesLinearScan(t *testing.T) {
 			if r, _ := pl.c.staticCheck(j, k, true); r != "" || gangSize(j) != 1 {
 				continue
 			}
-			var best candidate
-			n := 0
-			for i := range pl.c.nodes {
-				nd := &pl.c.nodes[i]
-				if nd.state != NodeUp {
-					continue
-				}
-				if cd, r := pl.c.fitOn(int32(i), nd.availNow(), j, k, true); r == "" {
-					if n == 0 || better(cd, best) {
-						best = cd
-					}
-					n++
-				}
-			}
+			best, n := linearBest(pl.c, j, k)
 			got, reason := pl.placeNow(j, k)
 			if (n > 0) != (reason == "") {
 				t.Fatalf("seed %d job %d: placeNow says %q, scan found %d nodes", seed, j.ID, reason, n)

@@ -138,6 +138,24 @@ func TestPropertyReservationsHold(t *testing.T) {
 	}
 }
 
+// linearBest scores every Up node's free-now state for j, without the
+// index: the best by fitOn and better, and how many fit.
+func linearBest(c *cluster, j *Job, k *kind) (best candidate, n int) {
+	for i := range c.nodes {
+		nd := &c.nodes[i]
+		if nd.state != NodeUp {
+			continue
+		}
+		if cd, r := c.fitOn(int32(i), nd.availNow(), j, k, true); r == "" {
+			if n == 0 || better(cd, best) {
+				best = cd
+			}
+			n++
+		}
+	}
+	return best, n
+}
+
 // TestIndexMatchesLinearScan checks the bucket index against scoring every
 // node: the first node chosen for each job is the best by fitOn and better.
 func TestIndexMatchesLinearScan(t *testing.T) {
@@ -153,20 +171,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 				if r, _ := pl.c.staticCheck(j, k, true); r != "" || gangSize(j) != 1 {
 					continue
 				}
-				var best candidate
-				n := 0
-				for i := range pl.c.nodes {
-					nd := &pl.c.nodes[i]
-					if nd.state != NodeUp {
-						continue
-					}
-					if cd, r := pl.c.fitOn(int32(i), nd.availNow(), j, k, true); r == "" {
-						if n == 0 || better(cd, best) {
-							best = cd
-						}
-						n++
-					}
-				}
+				best, n := linearBest(pl.c, j, k)
 				k.fails = nil // the linear scan must not be skipped
 				got, reason := pl.placeNow(j, k)
 				if (n > 0) != (reason == "") {
