@@ -99,6 +99,7 @@ type cluster struct {
 	shareBuf    []int16
 	cpuScratch  []uint64
 	takeScratch []uint64
+	prefScratch []uint64 // numaPrefer's
 
 	// Reservation search state (backfill.go, agg.go).
 	agg        []aggProfile // per class, built on first use in a pass

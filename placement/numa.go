@@ -12,8 +12,9 @@ import "math/bits"
 
 // numaPrefer returns the cpu positions on the NUMA nodes of the GPUs in
 // gpus (positions) on node n, or nil when the node has no NUMA layout or
-// the job no GPU.
-func (n *node) numaPrefer(gpus uint64) []uint64 {
+// the job no GPU. The slice is scratch space, valid until the next call
+// (pickCPUs runs once per reservation candidate: no allocation each time).
+func (c *cluster) numaPrefer(n *node, gpus uint64) []uint64 {
 	if gpus == 0 || n.numaCPU == nil {
 		return nil
 	}
@@ -24,7 +25,11 @@ func (n *node) numaPrefer(gpus uint64) []uint64 {
 			continue
 		}
 		if pref == nil {
-			pref = make([]uint64, len(n.freeCPU))
+			if cap(c.prefScratch) < len(n.freeCPU) {
+				c.prefScratch = make([]uint64, len(n.freeCPU))
+			}
+			pref = c.prefScratch[:len(n.freeCPU)]
+			clear(pref)
 		}
 		for w, x := range n.numaCPU[d] {
 			pref[w] |= x
@@ -39,7 +44,7 @@ func (n *node) numaPrefer(gpus uint64) []uint64 {
 // then the lowest of the rest. It returns how many it could take.
 func (c *cluster) pickCPUs(ni int32, cpuFree []uint64, cpus int, gpus uint64, dst []uint64) int {
 	left := cpus
-	if pref := c.nodes[ni].numaPrefer(gpus); pref != nil {
+	if pref := c.numaPrefer(&c.nodes[ni], gpus); pref != nil {
 		for w := 0; w < len(cpuFree) && left > 0; w++ {
 			for m := cpuFree[w] & pref[w]; m != 0 && left > 0; m &= m - 1 {
 				dst[w] |= m & -m
