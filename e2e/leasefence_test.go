@@ -19,25 +19,7 @@ import (
 func TestClusterDeadAgentLeaseFencesTheOldCopy(t *testing.T) {
 	m := startMultiNode(t, "127.0.0.1")
 	m.startAgent("a1")
-	cpus := m.machineCPUs("a1")
-	file := m.writeJob("ticks.hcl", fmt.Sprintf(`job "ticks" {
-  walltime = "5m"
-  requeue  = true
-  resources { cpus = %d }
-  task {
-    script = <<EOT
-#!/bin/sh
-i=0
-while [ $i -lt 60 ]; do
-  echo "tick $HPC_NODELIST $(date +%%s%%N)" >> ticks-$HPC_JOB_ID
-  sleep 0.1
-  i=$((i+1))
-done
-echo "end $HPC_NODELIST" >> ticks-$HPC_JOB_ID
-EOT
-  }
-}
-`, cpus))
+	file := writeTicksJob(m, m.machineCPUs("a1"))
 	id := m.submit(file)
 	m.waitState(id, 30*time.Second, api.StateRunning)
 	m.startAgent("a2")
@@ -51,28 +33,7 @@ EOT
 	if j.Restarts != 1 || len(j.Nodes) != 1 || j.Nodes[0] != "a2" {
 		t.Errorf("job restarts %d nodes %v, want one restart, on a2", j.Restarts, j.Nodes)
 	}
-	ticks, ends := readTicks(t, ticksFile)
-	if len(ends) != 1 || ends[0] != "a2" {
-		t.Errorf("runs that completed: %v, want exactly one, on a2", ends)
-	}
-	var lastOld, firstNew int64
-	for _, tk := range ticks {
-		switch tk.node {
-		case "a1":
-			lastOld = max(lastOld, tk.at)
-		case "a2":
-			if firstNew == 0 || tk.at < firstNew {
-				firstNew = tk.at
-			}
-		}
-	}
-	if lastOld == 0 || firstNew == 0 {
-		t.Fatalf("ticks of the old copy (%d) or the new (%d) are missing", lastOld, firstNew)
-	}
-	if lastOld >= firstNew {
-		t.Errorf("the old copy on a1 was still running %v after the new one started on a2", time.Duration(lastOld-firstNew))
-	}
-	t.Logf("old copy's last tick %v before the new copy's first", time.Duration(firstNew-lastOld))
+	checkOldCopyStoppedFirst(t, ticksFile)
 	// a1 comes back: it finds the fenced job's result, the server (which
 	// has run the job elsewhere) has it released; a1 is UP again.
 	m.startAgent("a1")

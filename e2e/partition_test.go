@@ -84,20 +84,10 @@ func readTicks(t *testing.T, path string) (ticks []tick, ends []string) {
 	return ticks, ends
 }
 
-// An agent cut off from the server for longer than the DOWN timeout stops
-// its requeueable job itself; the server requeues it on another node; when
-// the link is back nothing runs twice: the old copy's last sign of life
-// comes before the new copy's first, and the job completes exactly once.
-func TestClusterPartitionFencesTheOldCopy(t *testing.T) {
-	ns := newNetns(t)
-	m := startMultiNode(t, ns.hostIP)
-	// a1 lives in the namespace, behind the veth; a2 on the host.
-	cmd := m.agentCmd("a1")
-	cmd.Args = append([]string{"ip", "netns", "exec", ns.name}, cmd.Args...)
-	cmd.Path, _ = exec.LookPath("ip")
-	m.startAgentCmd("a1", cmd)
-	cpus := m.machineCPUs("a1")
-	file := m.writeJob("ticks.hcl", fmt.Sprintf(`job "ticks" {
+// writeTicksJob writes a requeueable job of cpus CPUs that appends a
+// "tick NODE NS" line to ticks-JOBID every 0.1 s for 6 s, then "end NODE".
+func writeTicksJob(m *multiNode, cpus int) string {
+	return m.writeJob("ticks.hcl", fmt.Sprintf(`job "ticks" {
   walltime = "5m"
   requeue  = true
   resources { cpus = %d }
@@ -115,28 +105,14 @@ EOT
   }
 }
 `, cpus))
-	id := m.submit(file)
-	m.waitState(id, 30*time.Second, api.StateRunning)
-	m.startAgent("a2")
-	time.Sleep(500 * time.Millisecond) // a1's copy is under way
+}
 
-	ns.setLink(t, false)
-	// The server marks a1 DOWN and starts the job again on a2.
-	waitFor(t, 60*time.Second, func() bool {
-		j := m.show(id)
-		return j.State == api.StateRunning && len(j.Nodes) == 1 && j.Nodes[0] == "a2"
-	})
-	if n, _ := m.node("a1"); n.State != api.NodeDown {
-		t.Errorf("cut-off a1 is %s", n.State)
-	}
-	time.Sleep(2 * time.Second) // cut off well past the DOWN timeout
-	ns.setLink(t, true)
-
-	j := m.waitState(id, 90*time.Second, api.StateCompleted)
-	if j.Restarts != 1 || j.Nodes[0] != "a2" {
-		t.Errorf("job restarts %d nodes %v", j.Restarts, j.Nodes)
-	}
-	ticks, ends := readTicks(t, filepath.Join(m.work, fmt.Sprintf("ticks-%d", id)))
+// checkOldCopyStoppedFirst reads a writeTicksJob file of a job first run on
+// a1 and then requeued to a2: exactly one run completed, on a2, and the old
+// copy's last tick comes before the new copy's first.
+func checkOldCopyStoppedFirst(t *testing.T, ticksFile string) {
+	t.Helper()
+	ticks, ends := readTicks(t, ticksFile)
 	if len(ends) != 1 || ends[0] != "a2" {
 		t.Errorf("runs that completed: %v, want exactly one, on a2", ends)
 	}
@@ -158,6 +134,43 @@ EOT
 		t.Errorf("the old copy on a1 was still running %v after the new one started on a2", time.Duration(lastOld-firstNew))
 	}
 	t.Logf("old copy's last tick %v before the new copy's first", time.Duration(firstNew-lastOld))
+}
+
+// An agent cut off from the server for longer than the DOWN timeout stops
+// its requeueable job itself; the server requeues it on another node; when
+// the link is back nothing runs twice: the old copy's last sign of life
+// comes before the new copy's first, and the job completes exactly once.
+func TestClusterPartitionFencesTheOldCopy(t *testing.T) {
+	ns := newNetns(t)
+	m := startMultiNode(t, ns.hostIP)
+	// a1 lives in the namespace, behind the veth; a2 on the host.
+	cmd := m.agentCmd("a1")
+	cmd.Args = append([]string{"ip", "netns", "exec", ns.name}, cmd.Args...)
+	cmd.Path, _ = exec.LookPath("ip")
+	m.startAgentCmd("a1", cmd)
+	file := writeTicksJob(m, m.machineCPUs("a1"))
+	id := m.submit(file)
+	m.waitState(id, 30*time.Second, api.StateRunning)
+	m.startAgent("a2")
+	time.Sleep(500 * time.Millisecond) // a1's copy is under way
+
+	ns.setLink(t, false)
+	// The server marks a1 DOWN and starts the job again on a2.
+	waitFor(t, 60*time.Second, func() bool {
+		j := m.show(id)
+		return j.State == api.StateRunning && len(j.Nodes) == 1 && j.Nodes[0] == "a2"
+	})
+	if n, _ := m.node("a1"); n.State != api.NodeDown {
+		t.Errorf("cut-off a1 is %s", n.State)
+	}
+	time.Sleep(2 * time.Second) // cut off well past the DOWN timeout
+	ns.setLink(t, true)
+
+	j := m.waitState(id, 90*time.Second, api.StateCompleted)
+	if j.Restarts != 1 || j.Nodes[0] != "a2" {
+		t.Errorf("job restarts %d nodes %v", j.Restarts, j.Nodes)
+	}
+	checkOldCopyStoppedFirst(t, filepath.Join(m.work, fmt.Sprintf("ticks-%d", id)))
 	// a1 comes back and is reconciled: UP, nothing of the job left there.
 	waitFor(t, 60*time.Second, func() bool {
 		n, _ := m.node("a1")
