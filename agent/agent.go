@@ -44,8 +44,7 @@ type Local struct {
 // bounds the watchers: when it ends, running jobs are left running for the
 // next agent to adopt.
 func New(ctx context.Context, name string, ex *exec.Executor, gpus []inventory.GPU, report func(api.Outcome), log *slog.Logger) *Local {
-	l := &Local{ctx: ctx, name: name, ex: ex, report: report, log: log, minors: map[int]int{}, handles: map[uint64]*exec.Handle{}}
-	l.gpuMem = map[int]int64{}
+	l := &Local{ctx: ctx, name: name, ex: ex, report: report, log: log, minors: map[int]int{}, gpuMem: map[int]int64{}, handles: map[uint64]*exec.Handle{}}
 	for _, g := range gpus {
 		l.gpuMem[g.Index] = g.Memory
 		if g.Minor >= 0 {
