@@ -143,11 +143,8 @@ func runSimulate(c *cli.Context) error {
 			}
 			jobs, name = wl.Jobs, filepath.Base(workload)+" on "+filepath.Base(cluster)
 		}
-		out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+		out, err := replay(nodes, jobs, pol, c.String("jobs-out"))
 		if err != nil {
-			return fail(err)
-		}
-		if err := writeJobsOut(c.String("jobs-out"), out); err != nil {
 			return fail(err)
 		}
 		r := out.SummarizeGPU()
@@ -187,11 +184,8 @@ func runSimulate(c *cli.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+	out, err := replay(nodes, jobs, pol, c.String("jobs-out"))
 	if err != nil {
-		return fail(err)
-	}
-	if err := writeJobsOut(c.String("jobs-out"), out); err != nil {
 		return fail(err)
 	}
 	r := out.Summarize(skipped)
@@ -213,6 +207,16 @@ func runSimulate(c *cli.Context) error {
 		{"makespan", secs(r.Makespan)},
 		{"wall", fmt.Sprintf("%.3f s", r.Wall)},
 	})
+}
+
+// replay runs jobs on nodes through the placer and writes the per-job
+// file when jobsOut names one.
+func replay(nodes []placement.Node, jobs []sim.Job, pol placement.Policy, jobsOut string) (*sim.Outcome, error) {
+	out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+	if err != nil {
+		return nil, err
+	}
+	return out, writeJobsOut(jobsOut, out)
 }
 
 // writeJobsOut writes the per-job file when --jobs-out names one.
