@@ -63,8 +63,6 @@ func (s *Server) CancelJob(ctx context.Context, c Caller, id uint64) (api.Job, e
 	// after the grace time, as Slurm does (arrays.go).
 	if len(agents) > 0 {
 		s.terminate(id, "cancelled by user")
-	}
-	if len(agents) > 0 {
 		// Answer with the end state, as users expect from a cancel, unless
 		// the kill takes long; the cancel is durable either way.
 		s.waitTerminal(ctx, j.ID, 5*time.Second)

@@ -37,7 +37,7 @@ func (s *Server) ResumeGPU(c Caller, name string, idx int) (api.Node, error) {
 }
 
 func (s *Server) setGPUDrain(name string, idx int, reason string, drain bool) error {
-	err := s.updateKnownNode(name, func(n *node) error {
+	return s.updateKnownNode(name, func(n *node) error {
 		found := false
 		for _, g := range n.Reg.GPUs {
 			found = found || g.Index == idx
@@ -60,5 +60,4 @@ func (s *Server) setGPUDrain(name string, idx int, reason string, drain bool) er
 		n.GPUDrain = m
 		return nil
 	})
-	return err
 }
