@@ -307,10 +307,7 @@ func TestCancelLikeSlurm(t *testing.T) {
     EOT
   }
 }`))
-	waitFor(t, 30*time.Second, func() bool {
-		b, _ := os.ReadFile(filepath.Join(c.work, fmt.Sprintf("hpc-%d.out", stubborn)))
-		return strings.Contains(string(b), "ready")
-	})
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(c.readOutput(stubborn), "ready") })
 	start := time.Now()
 	c.must("cancel", fmt.Sprint(stubborn))
 	j := c.waitState(stubborn, 30*time.Second, api.StateCancelled)
