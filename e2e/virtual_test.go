@@ -59,7 +59,8 @@ func TestVirtualAgents(t *testing.T) {
 	sock := filepath.Join(sockDir, "s")
 	addr := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
 	data := filepath.Join(base, "server")
-	startProc(t, "server", "--data-dir", data, "--listen", "unix://"+sock, "--listen", addr)
+	startProc(t, "server", "--data-dir", data, "--listen", "unix://"+sock, "--listen", addr,
+		"--shares", "heavy=3,light=1", "--weight-fairshare", "5000", "--fairshare-half-life", "2h")
 	join := filepath.Join(data, "agent-join")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -94,6 +95,15 @@ func TestVirtualAgents(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("nodes after 60 s: %+v (%v)", nodes, err)
 		}
+	}
+	// The cluster's server takes the fair-share configuration (hpcd dev's
+	// flags): a cluster without it would schedule with no fair-share at all.
+	rep, err := cl.Priority(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Weights.FairShare != 5000 || rep.Weights.HalfLife != "2h0m0s" {
+		t.Errorf("priority weights %+v: want fair-share 5000 and half-life 2h from the server's flags", rep.Weights)
 	}
 	classes := map[string]int{}
 	for _, n := range nodes {

@@ -37,13 +37,22 @@ func serverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "admin-tokens-via-agent", Usage: "let agents obtain HTTPS tokens for admins (root and this server's uid); off, admins log in on the server host"},
-		}, limitsFlags()...),
+			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain a node after this many host failures in a row (0: never)"},
+		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
+			// The cluster's server is where fair-share, priority weights and
+			// retention live: the same flags as `hpcd dev`, the same defaults.
+			acct, err := readAccountingFlags(c)
+			if err != nil {
+				return err
+			}
 			limits, accounts, err := readLimits(c)
 			if err != nil {
 				return err
 			}
 			return runServer(c.Context, serverOptions{
+				accounting:  acct,
+				drainAfter:  c.Int("drain-after-host-failures"),
 				limits:      limits,
 				accounts:    accounts,
 				dataDir:     c.String("data-dir"),
@@ -70,6 +79,8 @@ type serverOptions struct {
 	accounts              map[string][]string
 	adminTokens           bool // Config.AdminTokensViaAgent
 	ckptRoot              string
+	accounting            accountingOptions
+	drainAfter            int // the flag's 0 is never
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -148,17 +159,24 @@ func runServer(parent context.Context, o serverOptions) error {
 		}
 	}
 	depth, _ := o.policy.Depth() // checked with the other flags
+	drainAfter := o.drainAfter
+	if drainAfter <= 0 {
+		drainAfter = -1 // the flag's 0 is never; the server's 0 is its default
+	}
 	srv, err := server.New(server.Config{
-		Policy:              placement.Policy{Depth: depth, Weights: placement.PriorityWeights{Priority: 1000, Age: 168, AgeMax: 168 * time.Hour}},
-		DefaultWalltime:     o.walltime,
-		AllowRoot:           true,
-		AdminUIDs:           []uint32{uint32(os.Getuid())},
-		DownTimeout:         o.downTimeout,
-		AdminTokensViaAgent: o.adminTokens,
-		CancelGrace:         o.killWait,
-		Limits:              o.limits,
-		Accounts:            o.accounts,
-		CheckpointRoot:      ckptRoot,
+		Policy:                 placement.Policy{Depth: depth, Weights: o.accounting.weights},
+		ArchiveRetention:       o.accounting.retention,
+		FairShare:              o.accounting.fairShare,
+		DrainAfterHostFailures: drainAfter,
+		DefaultWalltime:        o.walltime,
+		AllowRoot:              true,
+		AdminUIDs:              []uint32{uint32(os.Getuid())},
+		DownTimeout:            o.downTimeout,
+		AdminTokensViaAgent:    o.adminTokens,
+		CancelGrace:            o.killWait,
+		Limits:                 o.limits,
+		Accounts:               o.accounts,
+		CheckpointRoot:         ckptRoot,
 	}, st, log)
 	if err != nil {
 		return err
