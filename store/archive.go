@@ -70,7 +70,7 @@ func nameKey(name string, k []byte) []byte {
 // commit, together with the usage entries given (the server's decayed
 // usage per account, which must change with the jobs that add to it).
 func (s *Store) Archive(recs []ArchiveRecord, usage map[string][]byte) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		jobs, arch := tx.Bucket(bucketJobs), tx.Bucket(bucketArchive)
 		byEnd, byUser, byAccount := tx.Bucket(bucketArchiveEnd), tx.Bucket(bucketArchiveUser), tx.Bucket(bucketArchiveAccount)
 		for _, r := range recs {

@@ -10,7 +10,7 @@ import (
 // one commit: a record that replaces others (a user's new token) is never
 // stored beside them nor lost with them.
 func (s *Store) SwapBlob(key string, data []byte, drop []string) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBlobs)
 		for _, k := range drop {
 			if err := b.Delete([]byte(k)); err != nil {

@@ -28,7 +28,8 @@ var ErrLocked = errors.New("store is in use by another process")
 
 // Store is the embedded database of one server.
 type Store struct {
-	db *bolt.DB
+	db    *bolt.DB
+	group *groupCommit // concurrent writes share commits (group.go)
 }
 
 // Open opens (creating if needed) the database file path. It fails fast
@@ -44,8 +45,6 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// Many concurrent submits share one commit (and one fsync) this way.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range append([][]byte{bucketJobs, bucketNodes, bucketMeta, bucketBlobs}, archiveBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -58,7 +57,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, group: &groupCommit{db: db}}, nil
 }
 
 // Close closes the database.
@@ -75,7 +74,7 @@ func idKey(id uint64) []byte {
 // submit (an array) exists durably afterwards or none does.
 func (s *Store) CreateJobs(n int, build func(id uint64, i int) ([]byte, error)) ([]uint64, error) {
 	var ids []uint64
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		ids = ids[:0]
 		meta := tx.Bucket(bucketMeta)
 		next := uint64(1)
@@ -107,7 +106,7 @@ func (s *Store) CreateJobs(n int, build func(id uint64, i int) ([]byte, error)) 
 // job, the later commit encodes later and so always carries the newer
 // state. encode returns ok=false to skip an id.
 func (s *Store) WriteJobs(ids []uint64, encode func(id uint64) (data []byte, ok bool, err error)) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketJobs)
 		for _, id := range ids {
 			data, ok, err := encode(id)
@@ -140,7 +139,7 @@ func (s *Store) Jobs(fn func(id uint64, data []byte) error) error {
 
 // PutNode durably stores a node record under its name.
 func (s *Store) PutNode(name string, data []byte) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketNodes).Put([]byte(name), data)
 	})
 	if err != nil {
@@ -162,7 +161,7 @@ func (s *Store) Nodes(fn func(name string, data []byte) error) error {
 // under a key derived from its content; putting the same key again is
 // harmless.
 func (s *Store) PutBlob(key string, data []byte) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBlobs).Put([]byte(key), data)
 	})
 	if err != nil {
