@@ -6,11 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -71,11 +69,6 @@ func verifyServer(match func(ca *x509.Certificate) bool) func([][]byte, [][]*x50
 	}
 }
 
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // Credentials are an agent's certificate and the cluster CA.
 type Credentials struct {
 	Cert tls.Certificate
@@ -117,7 +110,7 @@ func Join(ctx context.Context, jf api.JoinFile, server, name, dir string) (Crede
 	conf := &tls.Config{
 		MinVersion:            tls.VersionTLS12,
 		InsecureSkipVerify:    true, // pinned by fingerprint below
-		VerifyPeerCertificate: verifyServer(func(ca *x509.Certificate) bool { return fingerprint(ca.Raw) == jf.CAFingerprint }),
+		VerifyPeerCertificate: verifyServer(func(ca *x509.Certificate) bool { return api.CAFingerprint(ca.Raw) == jf.CAFingerprint }),
 	}
 	var resp api.JoinResponse
 	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 30 * time.Second}
@@ -126,7 +119,7 @@ func Join(ctx context.Context, jf api.JoinFile, server, name, dir string) (Crede
 		return Credentials{}, fmt.Errorf("join %s as %q: %w", server, name, err)
 	}
 	caBlock, _ := pem.Decode([]byte(resp.CA))
-	if caBlock == nil || fingerprint(caBlock.Bytes) != jf.CAFingerprint {
+	if caBlock == nil || api.CAFingerprint(caBlock.Bytes) != jf.CAFingerprint {
 		return Credentials{}, errors.New("join: the server's CA does not match the join file's fingerprint")
 	}
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -144,6 +146,13 @@ type JoinRequest struct {
 type JoinResponse struct {
 	Certificate string `json:"certificate"` // PEM
 	CA          string `json:"ca"`          // PEM
+}
+
+// CAFingerprint is how a join file names the cluster CA: sha256:<hex> of
+// the certificate's DER. The server writes it and the agent checks it.
+func CAFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // JoinFile is what `D/agent-join` holds: everything an agent needs to join.

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -159,13 +158,7 @@ func (p *clusterPKI) issueServerCert() error {
 }
 
 // Fingerprint is the CA certificate's SHA-256, as the join file carries it.
-func (p *clusterPKI) Fingerprint() string { return CAFingerprint(p.caDER) }
-
-// CAFingerprint formats the fingerprint of a DER certificate.
-func CAFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func (p *clusterPKI) Fingerprint() string { return api.CAFingerprint(p.caDER) }
 
 // CAPEM is the CA certificate in PEM.
 func (p *clusterPKI) CAPEM() string {
