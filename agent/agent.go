@@ -38,6 +38,8 @@ type Local struct {
 	handles map[uint64]*exec.Handle
 	// ckptErrs: the last failed checkpoint per job (checkpoint.go).
 	ckptErrs map[uint64]string
+	// gpuUse measures the GPUs of the jobs it launches (gpuusage.go).
+	gpuUse *GPUSampler
 }
 
 // New makes the agent of node name. report receives every outcome; ctx
@@ -122,6 +124,7 @@ func (l *Local) Launch(ctx context.Context, a api.Assignment) error {
 	if err != nil {
 		return err
 	}
+	l.gpuUse.Track(a.JobID, a.GPUs, a.GPUShare > 0, h.PID)
 	l.watch(a.JobID, a.Attempt, h)
 	return nil
 }
@@ -134,6 +137,7 @@ func (l *Local) watch(id, attempt uint64, h *exec.Handle) {
 	l.mu.Unlock()
 	go func() {
 		o, err := h.Wait(l.ctx)
+		gpus := l.gpuUse.Finish(id)
 		if l.ctx.Err() != nil {
 			return // shutting down: the job keeps running and is adopted later
 		}
@@ -146,6 +150,7 @@ func (l *Local) watch(id, attempt uint64, h *exec.Handle) {
 		out := outcome(l.name, id, o)
 		out.Attempt = attempt
 		out.CheckpointError = l.takeCheckpointError(id)
+		out.GPUUsage = gpus
 		l.report(out)
 	}()
 }

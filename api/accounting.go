@@ -27,6 +27,9 @@ type Run struct {
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Signal   string    `json:"signal,omitempty"`
 	Usage    Usage     `json:"usage"`
+	// GPUs is what NVML measured of each GPU the run held, every node's
+	// (gpuusage.go); absent where nothing could measure it.
+	GPUUsage []GPUUsage `json:"gpu_usage,omitempty"`
 
 	// Checkpoint-restart: Stop is why the system stopped the run
 	// ("walltime", "preemption", "drain", "requeue", "node-fail"; empty

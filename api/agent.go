@@ -60,6 +60,9 @@ type Outcome struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	Usage    Usage     `json:"usage"`
+	// GPUs is what the node measured of the run's GPUs through NVML;
+	// absent without NVML.
+	GPUUsage []GPUUsage `json:"gpu_usage,omitempty"`
 	// NeverStarted: the job's launch was cut short before any of its code
 	// ran, so it goes back to the queue instead of failing.
 	NeverStarted bool `json:"never_started,omitempty"`

@@ -18,6 +18,7 @@ func (j *job) startRun(o api.Outcome, usage api.Usage) api.Run {
 		End:   o.End,
 		Usage: usage,
 	}
+	r.GPUUsage = o.GPUUsage // what the nodes measured through NVML, if anything
 	if r.Start.IsZero() && j.Start != nil {
 		r.Start = *j.Start
 	}

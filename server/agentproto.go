@@ -509,6 +509,9 @@ func checkOutcome(o api.Outcome) error {
 	if u.ElapsedSeconds < 0 || u.CPUSeconds < 0 || u.PeakMemory < 0 || u.GPUSeconds < 0 {
 		return refuse(http.StatusBadRequest, "outcome of job %d: negative usage", o.JobID)
 	}
+	if err := api.CheckGPUUsage(o.GPUUsage); err != nil {
+		return refuse(http.StatusBadRequest, "outcome of job %d: %v", o.JobID, err)
+	}
 	return nil
 }
 

@@ -353,12 +353,14 @@ func (s *Server) gangPartLocked(j *job, o api.Outcome) (api.Outcome, bool, []Age
 	}
 	var out api.Outcome
 	var usage api.Usage
+	var gpus []api.GPUUsage
 	picked := false
 	for _, a := range j.Alloc {
 		p := j.Parts[a.Node]
 		usage.CPUSeconds += p.Usage.CPUSeconds
 		usage.PeakMemory = max(usage.PeakMemory, p.Usage.PeakMemory)
 		usage.ElapsedSeconds = max(usage.ElapsedSeconds, p.Usage.ElapsedSeconds)
+		gpus = append(gpus, p.GPUUsage...) // each part's own GPUs, named by node
 		if !picked || (p.State != api.StateCompleted && (out.State == api.StateCompleted || p.End.Before(out.End))) {
 			out, picked = p, true
 		}
@@ -366,7 +368,7 @@ func (s *Server) gangPartLocked(j *job, o api.Outcome) (api.Outcome, bool, []Age
 	if out.State != api.StateCompleted {
 		out.Reason = "on " + out.Node + ": " + out.Reason
 	}
-	out.Usage = usage
+	out.Usage, out.GPUUsage = usage, gpus
 	out.Node = o.Node // the part reporting now is the one to release
 	return out, true, nil
 }

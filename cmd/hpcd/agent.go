@@ -37,6 +37,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.IntFlag{Name: "virtual", Usage: "run `N` virtual nodes of --node-class instead of this machine's (a test and scale tool: their jobs run nothing)"},
 			&cli.StringFlag{Name: "node-class", Usage: "node-class `FILE` (HCL) the virtual nodes are made from"},
+			gpuSampleFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			return runAgent(c.Context, agentOptions{
@@ -44,6 +45,7 @@ func agentCommand() *cli.Command {
 				dataDir: c.String("data-dir"), features: c.String("features"), isolation: c.String("isolation"),
 				listen: c.String("listen"), logLevel: c.String("log-level"),
 				virtual: c.Int("virtual"), nodeClass: c.String("node-class"), virtualSet: c.IsSet("virtual"),
+				gpuSample: c.Duration("gpu-sample-interval"),
 			})
 		},
 	}
@@ -54,6 +56,7 @@ type agentOptions struct {
 	virtual                                                            int // --virtual N (0: this machine)
 	virtualSet                                                         bool
 	nodeClass                                                          string
+	gpuSample                                                          time.Duration
 }
 
 func defaultAgentDataDir() string {
@@ -88,6 +91,9 @@ func runAgent(parent context.Context, o agentOptions) error {
 	}
 	// Every flag is checked before anything is created or sent.
 	if err := checkIsolation("hpcd agent", o.isolation); err != nil {
+		return err
+	}
+	if err := checkGPUSampleInterval("hpcd agent", o.gpuSample); err != nil {
 		return err
 	}
 	features, err := parseFeatures(o.features)
@@ -168,6 +174,7 @@ func runAgent(parent context.Context, o agentOptions) error {
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	defer stopAgent()
 	local := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
+	startGPUSampler(agentCtx, local, name, o.gpuSample, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), features, memoryReserve(inv.Memory))
 	reg.NUMA = agent.NUMANodes("/sys", reg.CPUIDs)
 	if criu != nil {

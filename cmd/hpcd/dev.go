@@ -45,6 +45,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain the node after this many host failures in a row (0: never)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 			&cli.Float64Flag{Name: "job-pids-share", Value: exec.DefaultPidsShare, Usage: "share of kernel.pid_max one job may use"},
+			gpuSampleFlag(),
 		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			acct, err := readAccountingFlags(c)
@@ -71,6 +72,7 @@ func devCommand() *cli.Command {
 				limits:     limits,
 				accounts:   accounts,
 				pidsShare:  c.Float64("job-pids-share"),
+				gpuSample:  c.Duration("gpu-sample-interval"),
 			})
 		},
 	}
@@ -86,6 +88,7 @@ type devOptions struct {
 	limits                                                  server.Limits
 	accounts                                                map[string][]string
 	pidsShare                                               float64
+	gpuSample                                               time.Duration
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -106,6 +109,9 @@ func runDev(parent context.Context, o devOptions) error {
 		return err
 	}
 	if err := checkIsolation("hpcd", o.isolation); err != nil {
+		return err
+	}
+	if err := checkGPUSampleInterval("hpcd", o.gpuSample); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
@@ -199,6 +205,7 @@ func runDev(parent context.Context, o devOptions) error {
 	defer stopAgent()
 	// The node's agent speaks the same protocol as `hpcd agent`, in process.
 	ag := agent.New(agentCtx, name, ex, inv.GPUs, nil, log)
+	startGPUSampler(agentCtx, ag, name, o.gpuSample, log)
 	reg := agent.Registration(name, inv, string(ex.Isolation()), nil, memoryReserve(inv.Memory))
 	reg.NUMA = agent.NUMANodes("/sys", reg.CPUIDs)
 	if criu != nil {

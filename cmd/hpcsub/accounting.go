@@ -236,6 +236,9 @@ type efficiency struct {
 	LongestRun     float64      `json:"longest_run_s"`
 	WalltimeSec    int64        `json:"walltime_s"`
 	WalltimeUsed   float64      `json:"walltime_used"` // longest run / walltime
+	// GPU is what NVML measured of the job's GPUs over all runs; absent
+	// when nothing was measured (no NVML on its nodes).
+	GPU *api.GPUSummary `json:"gpu,omitempty"`
 }
 
 func jobEfficiency(j api.Job) efficiency {
@@ -259,6 +262,7 @@ func jobEfficiency(j api.Job) efficiency {
 	if ef.WalltimeSec > 0 {
 		ef.WalltimeUsed = ef.LongestRun / float64(ef.WalltimeSec)
 	}
+	ef.GPU = api.SummarizeGPUUsage(j.Runs)
 	return ef
 }
 
@@ -306,6 +310,11 @@ func (e *env) eff(c *cli.Context) error {
 	kv("memory utilized", resources.FormatBytes(ef.PeakMemory)+" (peak of any node and run)")
 	kv("memory efficiency", pct(ef.MemEfficiency)+" of "+resources.FormatBytes(ef.MemoryAsked)+" per node")
 	kv("gpu-hours", strconv.FormatFloat(ef.GPUHours, 'f', 3, 64))
+	if ef.GPUHours > 0 || ef.GPU != nil {
+		util, mem := gpuEfficiencyLines(ef.GPU)
+		kv("gpu utilisation", util)
+		kv("gpu memory", mem)
+	}
 	kv("wall-clock", formatSeconds(ef.ElapsedSeconds)+" over all runs")
 	kv("walltime used", pct(ef.WalltimeUsed)+" of "+dashIfEmpty(j.Walltime)+" (longest run)")
 	for _, r := range j.Runs {
@@ -316,6 +325,9 @@ func (e *env) eff(c *cli.Context) error {
 		kv(fmt.Sprintf("run %d", r.Index), fmt.Sprintf("%s exit %s on %s, %s, cpu %s, peak %s, gpu %s: %s",
 			r.State, exit, strings.Join(r.Nodes, ","), formatSeconds(r.Usage.ElapsedSeconds), formatSeconds(r.Usage.CPUSeconds),
 			resources.FormatBytes(r.Usage.PeakMemory), formatSeconds(r.Usage.GPUSeconds), dashIfEmpty(r.Cause)))
+		for _, g := range r.GPUUsage {
+			kv(fmt.Sprintf("run %d gpu %s:%d", r.Index, g.Node, g.Index), gpuRunLine(g))
+		}
 	}
 	return tw.Flush()
 }
