@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -35,9 +34,9 @@ const (
 )
 
 var (
-	jobNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-	labelRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	jobNameRE = charsetMatcher{1, 128, isNameChar, isNameChar}        // ^[A-Za-z0-9_.-]{1,128}$
+	labelRE   = charsetMatcher{1, 64, isNameChar, isNameChar}         // ^[A-Za-z0-9_.-]{1,64}$
+	envKeyRE  = charsetMatcher{1, 1 << 30, isIdentStart, isIdentChar} // ^[A-Za-z_][A-Za-z0-9_]*$
 )
 
 var jobSchema = &hcl.BodySchema{

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +14,7 @@ import (
 // real allocation but keeps every later time computation clear of overflow.
 const maxDuration = 365 * 24 * time.Hour
 
-var slurmDuration = regexp.MustCompile(`^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$`)
+var slurmDuration slurmDurationMatcher // match.go
 
 // ParseDuration accepts Go-style ("4h", "90m", "1h30m") and Slurm-style
 // ("MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS") durations.
@@ -105,7 +104,7 @@ func parseSlurmDuration(s string, m []string) (time.Duration, error) {
 	return time.Duration(total) * time.Second, nil
 }
 
-var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$`)
+var sizeRE sizeMatcher // match.go
 
 var sizeUnits = map[string]int64{
 	"":    1,
