@@ -182,6 +182,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 			states[api.JobState(st)] = true
 		}
 	}
+	if q.Get("view") == api.ViewCounts {
+		s.writeCounts(w, wantUser, states) // counts.go
+		return
+	}
 	brief := q.Get("view") == api.ViewBrief
 	s.mu.Lock()
 	var out []api.Job

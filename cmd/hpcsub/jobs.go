@@ -51,6 +51,7 @@ func queueCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs in state `S` (e.g. PENDING, or PENDING,HELD)"},
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include jobs that have just ended (older ones: hpcsub history)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
+			&cli.BoolFlag{Name: "count", Usage: "print only how many jobs are in each state (cheap on a long queue)"},
 		},
 		Action: e.queue,
 	}
@@ -83,6 +84,9 @@ func (e *env) queue(c *cli.Context) error {
 	if query == "" && !c.Bool("all") {
 		// Ask only for live jobs: the server keeps every finished one.
 		query = strings.Join(allStates[:5], ",") // the live ones
+	}
+	if c.Bool("count") {
+		return e.queueCounts(cl, user, query, c.Bool("json")) // counts.go
 	}
 	// Filter here too: the answer is then right whatever the server
 	// supports, and ended jobs stay out of the default view.

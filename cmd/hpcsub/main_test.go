@@ -136,6 +136,10 @@ func (f *fakeServer) list(w http.ResponseWriter, r *http.Request) {
 	for _, j := range f.jobs {
 		out = append(out, j)
 	}
+	if q := r.URL.Query(); q.Get("view") == api.ViewCounts {
+		reply(w, 200, api.JobCounts{Counts: countJobs(out, q.Get("user"), q.Get("state"))}) // counts_test.go
+		return
+	}
 	if r.URL.Query().Get("view") == api.ViewBrief {
 		tsv := []byte(api.BriefColumns + "\n")
 		for _, j := range out {
