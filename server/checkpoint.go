@@ -72,7 +72,7 @@ func (j *job) finishRun(o api.Outcome, run *api.Run) {
 		j.CheckpointError = o.CheckpointError
 	}
 	r := checkpoint.Run{State: o.State, ExitCode: o.ExitCode, NeverStarted: o.NeverStarted,
-		Cancelled: j.CancelRequested && o.State != api.StateCompleted, CheckpointFailed: o.CheckpointError != ""}
+		Cancelled: j.CancelRequested, CheckpointFailed: o.CheckpointError != ""}
 	d := checkpoint.Decide(p, r, cause, j.Restarts)
 	run.Stop = string(cause)
 	run.Checkpoints, run.LastCheckpoint, run.CheckpointError = j.Checkpoints, j.LastCheckpoint, j.CheckpointError

@@ -59,14 +59,17 @@ func TestCancelRunning(t *testing.T) {
 	checkHistory(t, h.storedJob(id), api.StatePending, api.StateRunning, api.StateCancelled)
 }
 
-// A job that completes although a cancel was asked for is COMPLETED.
+// A running job that exits 0 once a cancel was asked for (it trapped the
+// SIGTERM and ended cleanly) is CANCELLED, as in Slurm: the cancel is why
+// it ended. Its exit code stays on record.
 func TestCancelRequestedButCompleted(t *testing.T) {
 	h := newHarness(t, testConfig())
 	id := h.submit(jobSrc(""))[0]
 	h.schedule()
 	h.agent.onCancel = func(id uint64) { h.report(id, api.StateCompleted, 0) }
-	if j, err := h.client.Cancel(context.Background(), id); err != nil || j.State != api.StateCompleted {
-		t.Fatalf("cancel: %v, state %s", err, j.State)
+	j, err := h.client.Cancel(context.Background(), id)
+	if err != nil || j.State != api.StateCancelled || j.ExitCode == nil || *j.ExitCode != 0 {
+		t.Fatalf("cancel: %v, state %s, exit %v; want CANCELLED with exit code 0", err, j.State, j.ExitCode)
 	}
 }
 
