@@ -47,6 +47,9 @@ type node struct {
 	allocs []int32 // indices into cluster.running of what runs here
 	excl   int32   // 1 + index into cluster.excl of its newest entry, 0: none
 	bucket int32   // index bucket, -1 when not indexed
+	// savedAt is the pass (cluster.pass) whose journal holds this node's
+	// state from before the pass changed it.
+	savedAt uint32
 }
 
 // class groups nodes of one static shape: same features, capacity, GPU
@@ -117,6 +120,16 @@ type cluster struct {
 	nameSlab   []string   // backing store of fast-path ReservedNodes
 	gangs      int        // conservative: sum of pending gang sizes
 	cpuSlab    []uint64   // backing store of runAlloc.cpus
+	freeSlots  []int32    // kept state: c.running entries of jobs that ended, for reuse
+
+	// The kept state's undo journal (state.go): what a pass changed, to be
+	// put back when it is over.
+	pass      uint32      // number of the current pass, for node.savedAt
+	journal   bool        // record nodes before commit changes them
+	saved     []savedNode // nodes as they were before this pass changed them
+	savedCPU  []uint64    // backing store of savedNode.freeCPU
+	baseRun   int         // len(c.running) before the pass
+	cplessPre []int       // per class, cpuless before the pass
 	excl       []exclLink // fast-path bookings, chained per node (excl.go)
 	exclG      []exclRes  // their gangs
 
@@ -124,25 +137,37 @@ type cluster struct {
 	bucketOf      map[stateKey]int32
 	reservedNodes []int32 // Up nodes holding a reservation, ascending
 	reservedFree  []int32 // those with a cpu or GPU free now, ascending
+	dirtyBuckets  []int32 // indexMany's, unindexMany's scratch
+	mergeScratch  []int32 // mergeAdded's
 }
 
 // newCluster builds the working state from a snapshot: nodes sorted by name
 // (so input order never matters), grouped in classes, with every running
 // allocation taken off their free resources.
 func newCluster(s Snapshot, now time.Time, prof *profile) *cluster {
-	c := &cluster{now: now.UnixNano(), loc: now.Location(), prof: prof, busyWords: maxBusyWords}
-	order := make([]int, len(s.Nodes))
+	c := buildNodes(s.Nodes)
+	c.now, c.loc, c.prof = now.UnixNano(), now.Location(), prof
+	c.applyRunning(s.Running)
+	c.indexAll()
+	return c
+}
+
+// buildNodes builds the static part of the working state and every node
+// wholly free: nodes sorted by name, grouped in classes.
+func buildNodes(nodes []Node) *cluster {
+	c := &cluster{busyWords: maxBusyWords}
+	order := make([]int, len(nodes))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(s.Nodes[a].Name, s.Nodes[b].Name) })
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(nodes[a].Name, nodes[b].Name) })
 	c.nodes = make([]node, 0, len(order))
 	var classKey []byte
 	classByKey := map[string]int32{}
 	for _, oi := range order {
-		in := &s.Nodes[oi]
+		in := &nodes[oi]
 		if len(c.nodes) > 0 && c.nodes[len(c.nodes)-1].name == in.Name {
-			continue // duplicate names: the first in name order wins
+			continue // duplicate names: the first given wins
 		}
 		n := node{name: in.Name, state: in.State, ncpu: in.CPUs, mem: in.Memory}
 		if len(in.CPUIDs) > 0 {
@@ -191,8 +216,6 @@ func newCluster(s Snapshot, now time.Time, prof *profile) *cluster {
 		c.setNUMA(in, &n)
 		c.nodes = append(c.nodes, n)
 	}
-	c.applyRunning(s.Running)
-	c.indexAll()
 	return c
 }
 
@@ -275,56 +298,87 @@ func (c *cluster) applyRunning(rs []Running) {
 	c.running = make([]runAlloc, 0, total+len(c.nodes))
 	prev := -1 // gangs list their nodes in name order, mostly adjacent
 	for ri := range rs {
-		r := &rs[ri]
-		end := forever
-		if !r.End.IsZero() {
-			end = r.End.UnixNano()
-			// An overdue job still holds its resources; it is about to be
-			// killed, so plan as if it ends just after now.
-			if end <= c.now {
-				end = c.now + 1
+		c.addRunning(&rs[ri], runEnd(&rs[ri], c.now), &prev, nil)
+	}
+}
+
+// runEnd is when a running job's resources come free as the placer counts
+// it: its End, never when it has none. An overdue job still holds its
+// resources; it is about to be killed, so it is planned as if it ended
+// just after now.
+func runEnd(r *Running, now int64) int64 {
+	if r.End.IsZero() {
+		return forever
+	}
+	end := r.End.UnixNano()
+	if end <= now {
+		end = now + 1
+	}
+	return end
+}
+
+// addRunning books r's allocations from the past until end, and appends
+// the indices of the runAllocs it made to dst. prev is the node of the
+// last allocation booked, a hint for gangs listed in name order. A free
+// slot of c.running is reused when one is listed in c.freeSlots (the
+// kept state, state.go).
+func (c *cluster) addRunning(r *Running, end int64, prev *int, dst []int32) []int32 {
+	for _, a := range r.Nodes {
+		ni, ok := *prev+1, *prev+1 < len(c.nodes) && c.nodes[*prev+1].name == a.Node
+		if !ok {
+			if ni, ok = c.find(a.Node); !ok {
+				continue
 			}
 		}
-		for _, a := range r.Nodes {
-			ni, ok := prev+1, prev+1 < len(c.nodes) && c.nodes[prev+1].name == a.Node
-			if !ok {
-				if ni, ok = c.find(a.Node); !ok {
-					continue
-				}
+		*prev = ni
+		n := &c.nodes[ni]
+		slot := int32(len(c.running))
+		var cpus []uint64
+		if k := len(c.freeSlots); k > 0 {
+			slot = c.freeSlots[k-1]
+			c.freeSlots = c.freeSlots[:k-1]
+			if old := c.running[slot].cpus; cap(old) >= len(n.freeCPU) {
+				cpus = old[:len(n.freeCPU)]
+				clear(cpus)
 			}
-			prev = ni
-			n := &c.nodes[ni]
-			ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: c.cpuWords(len(n.freeCPU))}
-			for _, id := range a.CPUs {
-				if p := n.cpuPos(id); p >= 0 {
-					ra.cpus[p/64] |= 1 << (p % 64)
-				}
+		}
+		if cpus == nil {
+			cpus = c.cpuWords(len(n.freeCPU))
+		}
+		ra := runAlloc{node: int32(ni), start: pastStart, end: end, mem: a.Memory, cpus: cpus}
+		for _, id := range a.CPUs {
+			if p := n.cpuPos(id); p >= 0 {
+				ra.cpus[p/64] |= 1 << (p % 64)
 			}
-			for _, id := range a.GPUs {
-				if p := n.gpuPos(id); p >= 0 {
-					ra.gpus |= 1 << p
-				}
+		}
+		for _, id := range a.GPUs {
+			if p := n.gpuPos(id); p >= 0 {
+				ra.gpus |= 1 << p
 			}
-			if sh := shareOf(&Request{GPU: GPURequest{Count: 1, Share: a.GPUShare}}); sh > 0 {
-				ra.share = sh
-				n.addShare(ra.gpus, sh)
-			}
-			for w := range ra.cpus {
-				n.freeCPU[w] &^= ra.cpus[w]
-			}
-			if popcount(ra.cpus) == 0 {
-				c.classes[n.class].cpuless++
-			}
-			n.freeMem -= a.Memory
-			n.freeGPU &^= ra.gpus
-			n.busy = true
-			n.allocs = append(n.allocs, int32(len(c.running)))
+		}
+		if sh := shareOf(&Request{GPU: GPURequest{Count: 1, Share: a.GPUShare}}); sh > 0 {
+			ra.share = sh
+			n.addShare(ra.gpus, sh)
+		}
+		for w := range ra.cpus {
+			n.freeCPU[w] &^= ra.cpus[w]
+		}
+		if popcount(ra.cpus) == 0 {
+			c.classes[n.class].cpuless++
+		}
+		n.nFreeCPU = popcount(n.freeCPU)
+		n.freeMem -= a.Memory
+		n.freeGPU &^= ra.gpus
+		n.busy = true
+		n.allocs = append(n.allocs, slot)
+		if int(slot) == len(c.running) {
 			c.running = append(c.running, ra)
+		} else {
+			c.running[slot] = ra
 		}
+		dst = append(dst, slot)
 	}
-	for i := range c.nodes {
-		c.nodes[i].nFreeCPU = popcount(c.nodes[i].freeCPU)
-	}
+	return dst
 }
 
 // addShare books sh hundredths of every GPU of gpus for a sharing job:

@@ -266,6 +266,7 @@ func (pl *planner) reserveExclusive(j *Job, ci int32, reason Reason) bool {
 // c.running. The caller updates the class's aggregate profile and busy
 // steps (or interval index) once for the whole gang.
 func (c *cluster) commitExclusive(ni int32, gang int32) {
+	c.save(ni)
 	n := &c.nodes[ni]
 	if !n.reserved {
 		c.unindex(ni)

@@ -28,6 +28,8 @@ type bucket struct {
 	key   stateKey
 	nodes []int32 // ascending node index = name order
 	live  bool    // listed in its class's level
+	dirty bool    // indexMany, unindexMany: being changed
+	from  int     // indexMany: where the nodes it adds begin
 }
 
 // level is a bucket's place in its class: free GPUs on GPU nodes, free
@@ -64,6 +66,7 @@ func cmpKey(a, b stateKey) int {
 // allocations are applied.
 func (c *cluster) indexAll() {
 	c.bucketOf = make(map[stateKey]int32)
+	c.buckets, c.sharedNodes = c.buckets[:0], c.sharedNodes[:0]
 	for ci := range c.classes {
 		cl := &c.classes[ci]
 		if len(cl.gpus) > 0 {
@@ -156,5 +159,112 @@ func (c *cluster) unindex(ni int32) {
 		}
 		b.live = false
 		b.nodes = nil // drop the resliced backing array
+	}
+}
+
+// unindexMany is unindex for many nodes at once (a gang started or
+// ended): each bucket is filtered once rather than once per node.
+func (c *cluster) unindexMany(nis []int32) {
+	dirty := c.dirtyBuckets[:0]
+	for _, ni := range nis {
+		n := &c.nodes[ni]
+		if n.bucket < 0 || n.nShared > 0 && !n.reserved {
+			c.unindex(ni)
+			continue
+		}
+		b := &c.buckets[n.bucket]
+		if !b.dirty {
+			b.dirty = true
+			dirty = append(dirty, n.bucket)
+		}
+		n.bucket = -2 // leaving its bucket
+	}
+	for _, bi := range dirty {
+		b := &c.buckets[bi]
+		b.dirty = false
+		kept := b.nodes[:0]
+		for _, ni := range b.nodes {
+			if c.nodes[ni].bucket != -2 {
+				kept = append(kept, ni)
+			}
+		}
+		b.nodes = kept
+		if len(b.nodes) == 0 {
+			lv := &c.classes[b.key.class].levels[c.level(b.key)]
+			if i, found := slices.BinarySearchFunc(*lv, b.key, func(x int32, k stateKey) int { return cmpKey(c.buckets[x].key, k) }); found {
+				*lv = slices.Delete(*lv, i, i+1)
+			}
+			b.live = false
+			b.nodes = nil
+		}
+	}
+	for _, ni := range nis {
+		if c.nodes[ni].bucket == -2 {
+			c.nodes[ni].bucket = -1
+		}
+	}
+	c.dirtyBuckets = dirty[:0]
+}
+
+// indexMany is index for many Up nodes at once: the nodes joining one
+// bucket are merged into it in one pass rather than inserted one by one.
+func (c *cluster) indexMany(nis []int32) {
+	dirty := c.dirtyBuckets[:0]
+	for _, ni := range nis {
+		n := &c.nodes[ni]
+		if n.reserved || n.nShared > 0 {
+			c.index(ni)
+			continue
+		}
+		key := c.keyOf(ni)
+		bi, ok := c.bucketOf[key]
+		if !ok {
+			bi = int32(len(c.buckets))
+			c.buckets = append(c.buckets, bucket{key: key})
+			c.bucketOf[key] = bi
+		}
+		b := &c.buckets[bi]
+		if !b.dirty {
+			b.dirty = true
+			b.from = len(b.nodes)
+			dirty = append(dirty, bi)
+		}
+		b.nodes = append(b.nodes, ni)
+		n.bucket = bi
+	}
+	for _, bi := range dirty {
+		b := &c.buckets[bi]
+		b.dirty = false
+		c.mergeAdded(b)
+		if !b.live {
+			lv := &c.classes[b.key.class].levels[c.level(b.key)]
+			i, _ := slices.BinarySearchFunc(*lv, b.key, func(x int32, k stateKey) int { return cmpKey(c.buckets[x].key, k) })
+			*lv = slices.Insert(*lv, i, bi)
+			b.live = true
+		}
+	}
+	c.dirtyBuckets = dirty[:0]
+}
+
+// mergeAdded merges the nodes indexMany appended to bucket b (from b.from
+// on) into its sorted nodes: a backward merge, linear in the bucket.
+func (c *cluster) mergeAdded(b *bucket) {
+	added := b.nodes[b.from:]
+	slices.Sort(added)
+	if b.from == 0 || added[0] > b.nodes[b.from-1] {
+		return // the usual case: all after the last
+	}
+	add := append(c.mergeScratch[:0], added...)
+	c.mergeScratch = add
+	i, j, w := b.from-1, len(add)-1, len(b.nodes)-1
+	for j >= 0 {
+		if i >= 0 && b.nodes[i] > add[j] {
+			b.nodes[w] = b.nodes[i]
+			i--
+		} else {
+			b.nodes[w] = add[j]
+			j--
+		}
+		w--
 	}
 }

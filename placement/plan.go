@@ -17,24 +17,31 @@ func Plan(s Snapshot, now time.Time, p Policy) Decisions {
 // planWith is Plan with the busy-steps width bound (exclbits.go) as a
 // parameter, so tests can compare the node-by-node scan with it.
 func planWith(s Snapshot, now time.Time, p Policy, busyWords int) Decisions {
+	c := newCluster(s, now, newProfile(p))
+	c.busyWords = busyWords
+	return c.plan(s.Pending, s.Running, now, p)
+}
+
+// plan runs one pass over the cluster as it stands (c.now, c.prof set):
+// the one body behind Plan and State.Plan, now being c.now. running is the running jobs
+// the cluster holds, for preemption.
+func (c *cluster) plan(pending []Job, running []Running, now time.Time, p Policy) Decisions {
 	// c.running is not pre-sized for conservative's bookings: fast-path
 	// reservations (excl.go) never enter it, and clearing room for every
 	// pending gang cost more per pass than appending does.
-	c := newCluster(s, now, newProfile(p))
-	c.busyWords = busyWords
 	if len(c.prof.scorers) > 0 {
-		c.queue = queueShapes(s.Pending)
+		c.queue = queueShapes(pending)
 	}
 	if p.Depth != DepthFCFS && p.Depth != DepthEASY {
 		// Every blocked job may book its gang: the most bookings a pass
 		// can make, for sizing the fast path's lists once (excl.go).
-		for i := range s.Pending {
-			c.gangs += gangSize(&s.Pending[i])
+		for i := range pending {
+			c.gangs += gangSize(&pending[i])
 		}
 	}
-	pl := &planner{c: c, p: p, jobs: s.Pending, pre: preemptState{running: s.Running}}
-	pl.d.Waiting = make([]Wait, 0, len(s.Pending))
-	pl.run(queueOrder(s.Pending, now, p))
+	pl := &planner{c: c, p: p, jobs: pending, pre: preemptState{running: running}}
+	pl.d.Waiting = make([]Wait, 0, len(pending))
+	pl.run(queueOrder(pending, now, p))
 	return pl.d
 }
 
@@ -301,6 +308,7 @@ func (n *node) availNow() avail {
 // now (it leaves the free-now state) or is a reservation (only the
 // node's time profile holds it).
 func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Request, gpus uint64, now bool) NodeAlloc {
+	c.save(ni)
 	n := &c.nodes[ni]
 	// A further reservation on a reserved node changes neither its free-now
 	// state nor its place in the index (conservative books thousands).

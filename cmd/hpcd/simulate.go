@@ -212,7 +212,7 @@ func runSimulate(c *cli.Context) error {
 // replay runs jobs on nodes through the placer and writes the per-job
 // file when jobsOut names one.
 func replay(nodes []placement.Node, jobs []sim.Job, pol placement.Policy, jobsOut string) (*sim.Outcome, error) {
-	out, err := sim.Replay(nodes, jobs, pol, placement.Plan)
+	out, err := sim.Replay(nodes, jobs, pol, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -241,12 +241,9 @@ type GPUResult struct {
 }
 
 // SimulateGPUWorkload generates the workload of o and replays it under
-// pol; plan nil means placement.Plan.
+// pol; plan nil means placement.Plan on a kept placement.State (Replay).
 func SimulateGPUWorkload(o GPUWorkloadOptions, pol placement.Policy, plan Planner) (GPUResult, error) {
 	nodes, jobs := GenerateGPUWorkload(o)
-	if plan == nil {
-		plan = defaultPlan
-	}
 	out, err := Replay(nodes, jobs, pol, plan)
 	if err != nil {
 		return GPUResult{}, err

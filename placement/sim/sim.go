@@ -54,7 +54,10 @@ type Outcome struct {
 	Frag []FragPoint
 }
 
-// Replay runs jobs on nodes to completion. At each instant where something
+// Replay runs jobs on nodes to completion. plan nil runs the daemon's own
+// placer on a kept placement.State, updated by each start and end, so a
+// pass costs what changed; a Planner is called on a whole Snapshot each
+// pass (tests cross-check the engine with reference placers this way). At each instant where something
 // happens, jobs that end release their resources first, then jobs
 // submitted at that instant join the queue, then Plan runs once and its
 // starts take effect at that instant. Every start is checked against the
@@ -64,8 +67,12 @@ type Outcome struct {
 // with nothing left to happen (the placer would wait forever).
 func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Planner) (*Outcome, error) {
 	wallStart := time.Now()
+	var kept *placement.State
 	if plan == nil {
-		return nil, fmt.Errorf("sim: no planner")
+		kept = placement.NewState(nodes, nil)
+		plan = func(s placement.Snapshot, now time.Time, p placement.Policy) placement.Decisions {
+			return kept.Plan(s.Pending, now, p)
+		}
 	}
 	st, err := newState(nodes, jobs)
 	if err != nil {
@@ -121,6 +128,9 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 		for len(ends) > 0 && ends[0].at.Equal(now) {
 			e := heap.Pop(&ends).(endEvent)
 			st.release(out.Placed[e.job].Nodes)
+			if kept != nil {
+				kept.End(jobs[e.job].ID)
+			}
 			// Swap-delete keeps the running list O(1) per end.
 			p := runPos[e.job]
 			last := len(snap.Running) - 1
@@ -156,6 +166,9 @@ func Replay(nodes []placement.Node, jobs []Job, pol placement.Policy, plan Plann
 			out.Placed[i] = Placement{Start: now, End: now.Add(j.Run), Nodes: s.Nodes}
 			runPos[i] = len(snap.Running)
 			snap.Running = append(snap.Running, placement.Running{JobID: j.ID, End: now.Add(j.Walltime), Nodes: s.Nodes})
+			if kept != nil {
+				kept.Start(snap.Running[len(snap.Running)-1])
+			}
 			heap.Push(&ends, endEvent{at: now.Add(j.Run), job: i})
 		}
 		// Drop the started jobs by their state rather than by position,

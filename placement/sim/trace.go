@@ -19,7 +19,8 @@ type SWFOptions struct {
 	// From and Jobs select jobs From..From+Jobs-1 (0-based) of the sorted
 	// jobs that were not skipped; Jobs 0 means all from From on.
 	From, Jobs int
-	// Plan is the placer; nil means placement.Plan.
+	// Plan is the placer; nil means placement.Plan on a kept
+	// placement.State (Replay).
 	Plan Planner
 }
 
@@ -122,9 +123,6 @@ func SimulateSWF(t *Trace, o SWFOptions) (Result, error) {
 		return Result{}, err
 	}
 	plan := o.Plan
-	if plan == nil {
-		plan = defaultPlan
-	}
 	out, err := Replay(nodes, jobs, o.Policy, plan)
 	if err != nil {
 		return Result{}, err
