@@ -117,10 +117,10 @@ type cluster struct {
 	clsPos     []int32      // per node of a class with busy steps: its place in it
 	skip       []nodeSkip   // per node, reserveExclusive's busy-until cache
 	skipSeq    uint64
-	nameSlab   []string   // backing store of fast-path ReservedNodes
-	gangs      int        // conservative: sum of pending gang sizes
-	cpuSlab    []uint64   // backing store of runAlloc.cpus
-	freeSlots  []int32    // kept state: c.running entries of jobs that ended, for reuse
+	nameSlab   []string // backing store of fast-path ReservedNodes
+	gangs      int      // conservative: sum of pending gang sizes
+	cpuSlab    []uint64 // backing store of runAlloc.cpus
+	freeSlots  []int32  // kept state: c.running entries of jobs that ended, for reuse
 
 	// The kept state's undo journal (state.go): what a pass changed, to be
 	// put back when it is over.
@@ -130,8 +130,8 @@ type cluster struct {
 	savedCPU  []uint64    // backing store of savedNode.freeCPU
 	baseRun   int         // len(c.running) before the pass
 	cplessPre []int       // per class, cpuless before the pass
-	excl       []exclLink // fast-path bookings, chained per node (excl.go)
-	exclG      []exclRes  // their gangs
+	excl      []exclLink  // fast-path bookings, chained per node (excl.go)
+	exclG     []exclRes   // their gangs
 
 	buckets       []bucket
 	bucketOf      map[stateKey]int32
