@@ -102,14 +102,16 @@ func TestRankGPUFit(t *testing.T) {
 
 // Small GPU jobs fill the node whose free GPUs they fit most tightly,
 // counted in GPUs, and the smaller node on a tie, so 8-GPU nodes stay
-// whole; the interconnect and the "partly used first" tier still come
-// before.
+// whole; the interconnect still comes before, and with
+// Packing.SpareWholeNodes the "partly used first" tier too.
 func TestGPUBestFitOnFreeCount(t *testing.T) {
 	end := t0.Add(time.Hour)
+	spare := []Scorer{Packing{SpareWholeNodes: true}}
 	tests := []struct {
-		name string
-		f    *fakeCluster
-		want string
+		name    string
+		f       *fakeCluster
+		scorers []Scorer
+		want    string
 	}{
 		{
 			// By share, 3 of 8 left (.375) beats 2 of 4 (.5); by count the
@@ -135,10 +137,27 @@ func TestGPUBestFitOnFreeCount(t *testing.T) {
 			want: "a100-000",
 		},
 		{
-			name: "partly used before whole free is kept",
+			name: "SpareWholeNodes: partly used before whole free",
 			f: newFake().gpuNodes(1, "A100", 4, nvpairs).gpuNodes(1, "H100", 8, nvswitch).
 				running(101, end, alloc("h100-000", 0, 1, gib, 0)).
 				pending(job(1).gpus(1, "")),
+			scorers: spare,
+			want:    "h100-000",
+		},
+		{
+			// Nothing pending needs the A100 whole: it leaves fewer GPUs.
+			name: "default: no tier, the fragmentation cost decides",
+			f: newFake().gpuNodes(1, "A100", 4, nvpairs).gpuNodes(1, "H100", 8, nvswitch).
+				running(101, end, alloc("h100-000", 0, 1, gib, 0)).
+				pending(job(1).gpus(1, "")),
+			want: "a100-000",
+		},
+		{
+			// A pending 4-GPU job needs a whole A100 (or 4 of the H100's 7).
+			name: "default: a pending 4-GPU job keeps the A100 whole",
+			f: newFake().gpuNodes(1, "A100", 4, nvpairs).gpuNodes(1, "H100", 8, nvswitch).
+				running(101, end, alloc("h100-000", 0, 1, gib, 0)).
+				pending(job(1).gpus(1, ""), job(2).gpus(4, "").wall(2*time.Hour), job(3).gpus(4, "").wall(2*time.Hour), job(4).gpus(4, "").wall(2*time.Hour)),
 			want: "h100-000",
 		},
 		{
@@ -153,7 +172,7 @@ func TestGPUBestFitOnFreeCount(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Plan(tc.f.snapshot(), t0, Policy{Depth: DepthEASY})
+			d := Plan(tc.f.snapshot(), t0, Policy{Depth: DepthEASY, Scorers: tc.scorers})
 			st, ok := started(d, 1)
 			if !ok || fmt.Sprint(nodesOf(st)) != fmt.Sprint([]string{tc.want}) {
 				t.Errorf("job 1 on %v (started %v), want %s", nodesOf(st), ok, tc.want)

@@ -4,19 +4,21 @@ import (
 	"cmp"
 	"math/bits"
 	"slices"
+	"strings"
 )
 
 // GPUFragmentation is fragmentation-aware GPU packing after Fragmentation
 // Gradient Descent (Weng et al., USENIX ATC '23). A node's fragmentation
 // for a request shape is the free GPU capacity that shape cannot use
 // there: all of it when the shape does not fit the node at all (too few
-// GPUs, CPUs or memory left), else the partly shared GPUs too full for it.
-// Weighted by how many pending jobs ask for each shape, that is the
-// node's expected waste; the cost of a placement is how much it grows,
-// so the job goes where it breaks up the least of what the queue needs.
-// GPU models are not part of a shape: a shape's weight counts on every
-// node, a deliberate simplification the measurements in
-// docs/benchmarks.md were made with.
+// matching GPUs, CPUs or memory left, or no GPU of a model it accepts),
+// else the free capacity it cannot take: partly shared GPUs too full for
+// it and GPUs of other models. Weighted by how many pending jobs ask for
+// each shape, that is the node's expected waste; the cost of a placement
+// is how much it grows, so the job goes where it breaks up the least of
+// what the queue needs. Models make it prefer, for a job that accepts
+// any GPU, the nodes whose GPUs fewer pending jobs can use: their loss
+// counts for no other shape, so taking them costs nothing, or less.
 type GPUFragmentation struct{}
 
 // Name implements Scorer.
@@ -32,7 +34,9 @@ func (GPUFragmentation) Cost(j *Job, n *NodeView, q *Queue) float64 {
 	if len(n.GPUs) == 0 || len(q.GPUShapes) == 0 {
 		return 0
 	}
-	before := nodeFrag(q, n.FreeCPUs, n.FreeMemory, n.FreeGPUs, n.GPUShareUsed)
+	var okBuf [maxShapes]uint64
+	ok := shapeGPUs(q, n.GPUs, okBuf[:len(q.GPUShapes)])
+	before := nodeFrag(q, ok, n.FreeCPUs, n.FreeMemory, n.FreeGPUs, n.GPUShareUsed)
 	r := &j.PerNode
 	free := n.FreeGPUs &^ n.TakeGPUs
 	shares := n.GPUShareUsed
@@ -45,48 +49,99 @@ func (GPUFragmentation) Cost(j *Job, n *NodeView, q *Queue) float64 {
 		}
 		shares = after
 	}
-	return nodeFrag(q, n.FreeCPUs-r.CPUs, n.FreeMemory-r.Memory, free, shares) - before
+	return nodeFrag(q, ok, n.FreeCPUs-r.CPUs, n.FreeMemory-r.Memory, free, shares) - before
 }
 
-// nodeFrag is the expected fragmentation of a node state over q's shapes.
-func nodeFrag(q *Queue, cpus int, mem int64, whole uint64, shares []int16) float64 {
-	w := bits.OnesCount64(whole)
+// shapeGPUs fills ok[i] with the positions of the GPUs that shape i of q
+// accepts (model and GPU memory). A node's GPUs are mostly of one model,
+// so the model is matched once per run of equal names.
+func shapeGPUs(q *Queue, gpus []GPU, ok []uint64) []uint64 {
+	var match uint64 // bit i: shape i accepts the current model
+	for p, g := range gpus {
+		if p == 0 || g.Model != gpus[p-1].Model {
+			match = 0
+			for i := range q.GPUShapes {
+				if acceptsModel(g.Model, q.GPUShapes[i].models) {
+					match |= 1 << i
+				}
+			}
+		}
+		for i := range q.GPUShapes {
+			if match&(1<<i) != 0 && g.Memory >= q.GPUShapes[i].MinMemory {
+				ok[i] |= 1 << p
+			}
+		}
+	}
+	return ok
+}
+
+// acceptsModel is modelMatches without lower-casing the model (which
+// would allocate for every node scored): alts are lower case already.
+func acceptsModel(model string, alts []string) bool {
+	if len(alts) == 0 {
+		return true
+	}
+	for _, a := range alts {
+		if containsFold(model, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII sub,
+// ignoring the case of s.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		k := 0
+		for ; k < len(sub); k++ {
+			c := s[i+k]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[k] {
+				break
+			}
+		}
+		if k == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeFrag is the expected fragmentation of a node state over q's shapes;
+// ok[i] holds the GPUs shape i accepts.
+func nodeFrag(q *Queue, ok []uint64, cpus int, mem int64, whole uint64, shares []int16) float64 {
 	var partFree float64 // free hundredths on shared GPUs
 	for _, s := range shares {
 		if s > 0 && s < 100 {
 			partFree += float64(100 - s)
 		}
 	}
-	all := float64(w) + partFree/100
+	all := float64(bits.OnesCount64(whole)) + partFree/100
 	if all == 0 {
 		return 0
 	}
 	var f float64
-	for _, s := range q.GPUShapes {
-		var lost float64
+	for i, s := range q.GPUShapes {
+		w := bits.OnesCount64(whole & ok[i]) // wholly free GPUs it accepts
+		lost := all
 		switch {
-		case s.CPUs > cpus || s.Memory > mem:
-			lost = all
-		case s.Share == 0 && s.Count > w:
-			lost = all
+		case ok[i] == 0 || s.CPUs > cpus || s.Memory > mem:
 		case s.Share == 0:
-			lost = partFree / 100
+			if s.Count <= w {
+				lost = all - float64(w)
+			}
 		default:
-			fits := w > 0
-			var small float64
-			for _, u := range shares {
-				if u > 0 && u < 100 {
-					if 100-u >= s.Share {
-						fits = true
-					} else {
-						small += float64(100 - u)
-					}
+			usable := float64(w)
+			for p, u := range shares {
+				if u > 0 && u < 100 && 100-u >= s.Share && ok[i]&(1<<p) != 0 {
+					usable += float64(100-u) / 100
 				}
 			}
-			if fits {
-				lost = small / 100
-			} else {
-				lost = all
+			if usable > 0 {
+				lost = all - usable
 			}
 		}
 		f += s.Weight * lost
@@ -107,7 +162,13 @@ type GPUShape struct {
 	Share  int16 // hundredths of one GPU; 0: whole GPUs
 	CPUs   int
 	Memory int64
-	Weight float64 // the fraction of pending GPU jobs with this shape
+	// Model is the request's GPU model, lower case ("" for any), and
+	// MinMemory its least GPU memory: which GPUs the shape can use.
+	Model     string
+	MinMemory int64
+	Weight    float64 // the fraction of pending GPU jobs with this shape
+
+	models []string // Model's alternatives, blanks trimmed; nil for any
 }
 
 // maxShapes bounds the shapes a pass scores against: the tail of rare
@@ -120,6 +181,8 @@ func queueShapes(jobs []Job) Queue {
 		count, cpus int
 		share       int16
 		mem         int64
+		model       string
+		minMem      int64
 	}
 	n := map[key]int{}
 	total := 0
@@ -128,7 +191,7 @@ func queueShapes(jobs []Job) Queue {
 		if r.GPU.Count == 0 {
 			continue
 		}
-		n[key{r.GPU.Count, r.CPUs, shareOf(r), r.Memory}]++
+		n[key{r.GPU.Count, r.CPUs, shareOf(r), r.Memory, strings.ToLower(r.GPU.Model), r.GPU.MinMemory}]++
 		total++
 	}
 	if total == 0 {
@@ -136,13 +199,20 @@ func queueShapes(jobs []Job) Queue {
 	}
 	shapes := make([]GPUShape, 0, len(n))
 	for k, c := range n {
-		shapes = append(shapes, GPUShape{Count: k.count, Share: k.share, CPUs: k.cpus, Memory: k.mem, Weight: float64(c)})
+		s := GPUShape{Count: k.count, Share: k.share, CPUs: k.cpus, Memory: k.mem, Model: k.model, MinMemory: k.minMem, Weight: float64(c)}
+		if k.model != "" {
+			for _, a := range strings.Split(k.model, "|") {
+				s.models = append(s.models, strings.TrimSpace(a))
+			}
+		}
+		shapes = append(shapes, s)
 	}
 	slices.SortFunc(shapes, func(a, b GPUShape) int {
 		if c := cmp.Compare(b.Weight, a.Weight); c != 0 {
 			return c
 		}
-		return cmp.Or(cmp.Compare(a.Count, b.Count), cmp.Compare(a.Share, b.Share), cmp.Compare(a.CPUs, b.CPUs), cmp.Compare(a.Memory, b.Memory))
+		return cmp.Or(cmp.Compare(a.Count, b.Count), cmp.Compare(a.Share, b.Share), cmp.Compare(a.CPUs, b.CPUs),
+			cmp.Compare(a.Memory, b.Memory), cmp.Compare(a.Model, b.Model), cmp.Compare(a.MinMemory, b.MinMemory))
 	})
 	shapes = shapes[:min(len(shapes), maxShapes)]
 	var kept float64

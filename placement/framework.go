@@ -92,11 +92,18 @@ type Scorer interface {
 }
 
 // Packing is the placer's built-in ranking core: the best interconnect
-// for the job's GPUs, keeping CPU work off GPU nodes and small GPU jobs
-// off whole GPU nodes, then best fit on free GPUs, on the dominant
-// resource and on all resources (score.go). Without it every node ranks
-// alike but for plugin costs, and GPUs are taken lowest id first.
-type Packing struct{}
+// for the job's GPUs, keeping CPU work off GPU nodes, then best fit on
+// free GPUs, on the dominant resource and on all resources (score.go).
+// Without it every node ranks alike but for plugin costs, and GPUs are
+// taken lowest id first.
+type Packing struct {
+	// SpareWholeNodes ranks a small GPU job's wholly free GPU nodes after
+	// every other node that fits, before any plugin cost: a blunt guard
+	// against breaking up large nodes for rankings without
+	// GPUFragmentation, which weighs the same choice against what the
+	// queue needs (and so leaves it off in DefaultScorers).
+	SpareWholeNodes bool
+}
 
 // Name implements Scorer.
 func (Packing) Name() string { return "packing" }
@@ -148,9 +155,10 @@ func (b Backfill) Depth() (int, bool) {
 // profile is a policy's plugins resolved for one Plan call, with the fast
 // paths they allow.
 type profile struct {
-	packing bool // the Packing core ranks
-	filters []Filter
-	scorers []Scorer // plugin scorers, Packing left out
+	packing    bool // the Packing core ranks
+	spareWhole bool // ... with Packing.SpareWholeNodes
+	filters    []Filter
+	scorers    []Scorer // plugin scorers, Packing left out
 	// Per job class (CPU job: 0, GPU job: 1): plugins that apply.
 	filt [2][]Filter
 	scor [2][]Scorer
@@ -169,8 +177,8 @@ func newProfile(p Policy) *profile {
 	}
 	pr := &profile{filters: p.Filters}
 	for _, s := range sc {
-		if _, ok := s.(Packing); ok {
-			pr.packing = true
+		if pk, ok := s.(Packing); ok {
+			pr.packing, pr.spareWhole = true, pk.SpareWholeNodes
 			continue
 		}
 		pr.scorers = append(pr.scorers, s)

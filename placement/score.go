@@ -40,7 +40,7 @@ type score struct {
 // Tiers keep work where it wastes least.
 const (
 	tierFit       = 0 // the job fits here without harm
-	tierWholeNode = 1 // a small GPU job would break up a whole free GPU node
+	tierWholeNode = 1 // a small GPU job would break up a whole free GPU node (Packing.SpareWholeNodes)
 	tierGPUNode   = 2 // a CPU-only job would sit on a GPU node
 )
 
@@ -207,7 +207,7 @@ func (c *cluster) rank(cd *candidate, ci int32, busy bool, a avail, j *Job) {
 	switch {
 	case r.GPU.Count == 0 && len(cl.gpus) > 0:
 		cd.sc.tier = tierGPUNode
-	case r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !busy && a.gpus == cl.allGPUs:
+	case c.prof.spareWhole && r.GPU.Count > 0 && r.GPU.Count < len(cl.gpus) && !busy && a.gpus == cl.allGPUs:
 		cd.sc.tier = tierWholeNode
 	}
 	want := r.GPU.Count

@@ -89,7 +89,7 @@ func runSimulate(c *cli.Context) error {
 	case "best-fit":
 		pol.Scorers = placement.BestFitScorers()
 	case "packing":
-		pol.Scorers = []placement.Scorer{placement.Packing{}} // the default without fragmentation-aware packing
+		pol.Scorers = []placement.Scorer{placement.Packing{SpareWholeNodes: true}} // the ranking before fragmentation-aware packing
 	default:
 		return usageErr("--ranking %q: want default, packing, first-fit or best-fit", ranking)
 	}
