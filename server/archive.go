@@ -236,7 +236,7 @@ func (s *Server) archivedStub(id uint64) (*job, error) {
 	if !ok {
 		return nil, refuse(http.StatusNotFound, "no job %d", id)
 	}
-	return &job{ID: aj.ID, User: aj.User, UID: uint32(aj.UID), Account: aj.Account, State: aj.State, End: aj.EndTime, archived: &aj}, nil
+	return &job{ID: aj.ID, jobSpec: &jobSpec{User: aj.User, UID: uint32(aj.UID), Account: aj.Account}, State: aj.State, End: aj.EndTime, archived: &aj}, nil
 }
 
 // jobView is job id as the API shows it, live or archived.

@@ -342,6 +342,7 @@ func (s *Server) applyLocked(j *job, action string, p actionPlan, c Caller, now 
 		if j.State != api.StatePending && j.State != api.StateHeld {
 			return fmt.Sprintf("job %s is %s: only pending or held jobs can be updated", jobLabel(j), j.State)
 		}
+		j.ownSpec() // the spec may be shared with other jobs
 		if p.walltime > 0 {
 			if p.walltime > j.Walltime && !p.admin {
 				return fmt.Sprintf("job %s: you may only lower the walltime (now %s)", jobLabel(j), j.Walltime)

@@ -27,7 +27,8 @@ var skipJob = errors.New("job left unchanged")
 
 // clone copies a job record so that editing the copy can't show through
 // the original: History and Runs are clipped so an append reallocates, and Parts
-// (the only map a change edits) is copied.
+// (the only map a change edits) is copied. The jobSpec is shared, not
+// copied: a change that edits it calls ownSpec first (jobspec.go).
 func (j *job) clone() *job {
 	c := *j
 	c.History = slices.Clip(j.History)

@@ -31,8 +31,9 @@ func benchArchive(b *testing.B, n int) *Server {
 		for i := from; i < min(n, from+50000); i++ {
 			end := now.Add(-time.Duration(n-i) * (24 * time.Hour / perDay))
 			start := end.Add(-90 * time.Second)
-			j := &job{ID: uint64(i + 1), Name: "sim", User: fmt.Sprintf("user%d", i%8), Account: fmt.Sprintf("acct%d", i%4),
-				State: api.StateCompleted, Submit: start, Start: &start, End: &end, Walltime: time.Hour, CPUs: 1, Nodes: 1,
+			j := &job{ID: uint64(i + 1), jobSpec: &jobSpec{Name: "sim", User: fmt.Sprintf("user%d", i%8), Account: fmt.Sprintf("acct%d", i%4),
+				Walltime: time.Hour, CPUs: 1, Nodes: 1},
+				State: api.StateCompleted, Submit: start, Start: &start, End: &end,
 				Runs: []api.Run{{Nodes: []string{"n1"}, CPUs: 1, Start: start, End: end, State: api.StateCompleted,
 					Usage: api.Usage{ElapsedSeconds: 90, CPUSeconds: 80, PeakMemory: 100 << 20}}},
 				History: []api.Transition{{Time: start, State: api.StatePending, Reason: "submitted"}, {Time: start, State: api.StateRunning},

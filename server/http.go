@@ -73,6 +73,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.RoutePriority, s.handlePriority)
 	mux.HandleFunc("DELETE "+api.RouteNodeRemove, s.handleRemoveNode) // agenthttp.go
 	mux.HandleFunc("POST "+api.RouteToken, s.handleToken)
+	if s.cfg.Pprof {
+		mux.Handle("GET "+pprofPrefix, s.pprofHandler()) // pprof.go
+	}
 	// A known path with another method is a 405 naming the allowed ones,
 	// not a 404.
 	for path, allow := range map[string]string{

@@ -12,50 +12,15 @@ import (
 // job). It is stored as JSON; fields tagged "-" are derived each
 // scheduling pass and never persisted.
 type job struct {
-	ID       uint64   `json:"id"`
-	Name     string   `json:"name"`
-	User     string   `json:"user"`
-	UID      uint32   `json:"uid"`
-	GID      uint32   `json:"gid"`
-	Groups   []uint32 `json:"groups,omitempty"`
-	Account  string   `json:"account"`
-	Priority int      `json:"priority"`
+	// jobSpec is what the job asked for: shared by the tasks of an array
+	// and by jobs submitted alike (jobspec.go), never changed in place.
+	*jobSpec
 
-	Nodes     int           `json:"nodes"`
-	CPUs      int           `json:"cpus"`
-	Memory    int64         `json:"memory"`
-	GPUCount  int           `json:"gpu_count,omitempty"`
-	GPUModel  string        `json:"gpu_model,omitempty"`
-	GPUMemory int64         `json:"gpu_memory,omitempty"`
-	GPUNVLink bool          `json:"gpu_nvlink,omitempty"`
-	GPUShare  float64       `json:"gpu_share,omitempty"` // fraction of one GPU, 0: whole GPUs
-	Features  []string      `json:"features,omitempty"`
-	Walltime  time.Duration `json:"walltime"`
-	Requeue   bool          `json:"requeue,omitempty"`
-
-	Argv   []string `json:"argv,omitempty"`
-	Script string   `json:"script,omitempty"`
-	// Env is shared with other jobs of the same environment (envCache) and
-	// stored once, as a blob named by EnvKey.
-	Env     map[string]string `json:"-"`
-	EnvKey  string            `json:"env_key,omitempty"`
-	Workdir string            `json:"workdir"`
-	Output  string            `json:"output"`
-	Error   string            `json:"error"`
-
-	ArrayJobID      uint64 `json:"array_job_id,omitempty"`
-	ArrayIndex      int    `json:"array_index"` // -1 when not an array task
-	ArrayMaxRunning int    `json:"array_max_running,omitempty"`
-	ArrayTaskCount  int    `json:"array_task_count,omitempty"`
-	// Deps are the jobs this one waits for (deps.go).
-	Deps      []jobDep `json:"deps,omitempty"`
-	SubmitDir string   `json:"submit_dir,omitempty"`
-	// CancelSignal is what a cancel sends before SIGKILL ("" = SIGTERM).
-	CancelSignal string        `json:"cancel_signal,omitempty"`
-	MaxRestarts  int           `json:"max_restarts,omitempty"`
-	WarnSignal   string        `json:"warn_signal,omitempty"`
-	WarnBefore   time.Duration `json:"warn_before,omitempty"`
-	Umask        uint32        `json:"umask"`
+	ID         uint64 `json:"id"`
+	ArrayJobID uint64 `json:"array_job_id,omitempty"`
+	ArrayIndex int    `json:"array_index"` // -1 when not an array task
+	Output     string `json:"output"`
+	Error      string `json:"error"`
 	// CheckpointDir is where a job with a checkpoint block saves its state;
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`
@@ -88,17 +53,13 @@ type job struct {
 	// preemption): whatever its exit, the run is then requeued while
 	// restarts remain. StopDeadline ends a warned job's grace. The
 	// checkpoints of the current run are counted until it ends (then they
-	// go into its api.Run).
-	CheckpointMode     string        `json:"checkpoint_mode,omitempty"`
-	CheckpointInterval time.Duration `json:"checkpoint_interval,omitempty"`
-	RetryOnExit        []int         `json:"retry_on_exit,omitempty"`
-	OnFailure          string        `json:"on_failure,omitempty"`
-	Preemptible        bool          `json:"preemptible,omitempty"`
-	StopCause          string        `json:"stop_cause,omitempty"`
-	StopDeadline       *time.Time    `json:"stop_deadline,omitempty"`
-	Checkpoints        int           `json:"checkpoints,omitempty"`
-	LastCheckpoint     *time.Time    `json:"last_checkpoint,omitempty"`
-	CheckpointError    string        `json:"checkpoint_error,omitempty"`
+	// go into its api.Run). What the job's checkpoint block asked for is
+	// in its jobSpec.
+	StopCause       string     `json:"stop_cause,omitempty"`
+	StopDeadline    *time.Time `json:"stop_deadline,omitempty"`
+	Checkpoints     int        `json:"checkpoints,omitempty"`
+	LastCheckpoint  *time.Time `json:"last_checkpoint,omitempty"`
+	CheckpointError string     `json:"checkpoint_error,omitempty"`
 
 	waitReason    string    `json:"-"`
 	reservedStart time.Time `json:"-"`

@@ -65,6 +65,9 @@ type Config struct {
 	// Accounts associates user names with the accounts they may charge
 	// (policy.go); empty: each user charges their own groups.
 	Accounts map[string][]string
+	// Pprof serves the Go runtime's profiles to admins on the Unix socket
+	// (pprof.go; `hpcd --pprof`).
+	Pprof bool
 }
 
 // Server owns the jobs and nodes of one cluster.
@@ -79,6 +82,7 @@ type Server struct {
 	agents  map[string]Agent
 	changed chan struct{} // closed and replaced on every job change (long-poll waiters)
 	envs    envCache
+	specs   specCache // jobSpecs shared among jobs (jobspec.go)
 
 	// writing holds the write slot of each job being changed (commit.go).
 	writing map[uint64]chan struct{}
@@ -181,6 +185,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 				s.envs.markStored(j.EnvKey)
 			}
 		}
+		j.jobSpec = s.specs.intern(j.jobSpec) // after Env: jobs alike share one (jobspec.go)
 		s.jobs[id] = j
 		s.countLocked(nil, j)
 		return nil

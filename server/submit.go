@@ -121,6 +121,7 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	if req.DryRun {
 		return api.SubmitResponse{IDs: []uint64{}, DryRun: s.dryRun(tmpl, time.Now())}, nil
 	}
+	tmpl.jobSpec = s.specs.intern(tmpl.jobSpec) // every task shares it (jobspec.go)
 
 	if tmpl.EnvKey != "" && !s.envs.isStored(tmpl.EnvKey) {
 		data, err := json.Marshal(tmpl.Env)
@@ -222,16 +223,16 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 	if account == "" {
 		account = who.group
 	}
-	j := &job{
+	j := &job{ArrayIndex: -1, jobSpec: &jobSpec{
 		Name: spec.Name, User: who.name, UID: who.uid, GID: who.gid, Groups: who.groups,
 		Account: account, Priority: spec.Priority,
 		Nodes: spec.Nodes, CPUs: spec.Resources.CPUs, Memory: spec.Resources.Memory,
 		GPUCount: spec.Resources.GPU.Count, GPUModel: spec.Resources.GPU.Model,
 		GPUMemory: spec.Resources.GPU.Memory, GPUNVLink: spec.Resources.GPU.Link == "nvlink", GPUShare: spec.Resources.GPU.Share,
 		Features: spec.Features, Walltime: wall, Requeue: spec.Requeue,
-		Script: spec.Task.Script, Workdir: workdir, ArrayIndex: -1,
+		Script: spec.Task.Script, Workdir: workdir,
 		Umask: 0o022,
-	}
+	}}
 	j.Env, j.EnvKey = s.envs.intern(env)
 	if req.Umask != nil {
 		j.Umask = *req.Umask & 0o777

@@ -46,6 +46,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 			&cli.Float64Flag{Name: "job-pids-share", Value: exec.DefaultPidsShare, Usage: "share of kernel.pid_max one job may use"},
 			gpuSampleFlag(),
+			pprofFlag,
 		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			acct, err := readAccountingFlags(c)
@@ -73,6 +74,7 @@ func devCommand() *cli.Command {
 				accounts:   accounts,
 				pidsShare:  c.Float64("job-pids-share"),
 				gpuSample:  c.Duration("gpu-sample-interval"),
+				pprof:      c.Bool("pprof"),
 			})
 		},
 	}
@@ -89,6 +91,7 @@ type devOptions struct {
 	accounts                                                map[string][]string
 	pidsShare                                               float64
 	gpuSample                                               time.Duration
+	pprof                                                   bool
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -190,6 +193,7 @@ func runDev(parent context.Context, o devOptions) error {
 		DrainAfterHostFailures: drainAfter,
 		Limits:                 o.limits,
 		Accounts:               o.accounts,
+		Pprof:                  o.pprof,
 	}, st, log)
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ func serverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "kill-wait", Value: 30 * time.Second, Usage: "time a cancelled job gets between SIGTERM and SIGKILL (Slurm's KillWait); 0 kills at once"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "admin-tokens-via-agent", Usage: "let agents obtain HTTPS tokens for admins (root and this server's uid); off, admins log in on the server host"},
+			pprofFlag,
 			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain a node after this many host failures in a row (0: never)"},
 		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
@@ -64,6 +65,7 @@ func serverCommand() *cli.Command {
 				ckptRoot:    c.String("checkpoint-root"),
 				logLevel:    c.String("log-level"),
 				adminTokens: c.Bool("admin-tokens-via-agent"),
+				pprof:       c.Bool("pprof"),
 			})
 		},
 	}
@@ -80,7 +82,8 @@ type serverOptions struct {
 	adminTokens           bool // Config.AdminTokensViaAgent
 	ckptRoot              string
 	accounting            accountingOptions
-	drainAfter            int // the flag's 0 is never
+	drainAfter            int  // the flag's 0 is never
+	pprof                 bool // Config.Pprof
 }
 
 // splitListen sorts --listen values into socket paths and HTTPS host:ports.
@@ -177,6 +180,7 @@ func runServer(parent context.Context, o serverOptions) error {
 		Limits:                 o.limits,
 		Accounts:               o.accounts,
 		CheckpointRoot:         ckptRoot,
+		Pprof:                  o.pprof,
 	}, st, log)
 	if err != nil {
 		return err

@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hpc-sched/hpc/api"
+)
+
+// BenchmarkPendingRSS100k is the memory half of scripts/bench-virtual.sh
+// without its shell and hpcsub processes: `hpcd server` and `hpcd agent
+// --virtual 1000 --node-class docs/examples/cluster.hcl` as processes,
+// every node filled by one long job, then 100,000 jobs (70 % 32-CPU, 25 %
+// one GPU, 5 % eight NVLink GPUs, in arrays of 1,000 as the script queues
+// them) submitted through the API. It reports the server's RSS once a few
+// scheduling passes have walked the full queue, `hpcsub queue`'s wall
+// time (median of 3), and the RSS again after a full `--json` list of
+// the pending jobs (where the script reads it).
+//
+//	HPC_BENCH_JOBS=N           jobs to queue (default 100000)
+//	HPC_BENCH_HEAPPROFILE=FILE the server's heap profile (after a GC) once the queue is full
+func BenchmarkPendingRSS100k(b *testing.B) {
+	n := envInt(b, "HPC_BENCH_JOBS", 100_000)
+	for i := 0; i < b.N; i++ {
+		c := newCluster(b)
+		addr := fmt.Sprintf("https://127.0.0.1:%d", freePort(b))
+		data := filepath.Join(filepath.Dir(c.dataDir), "server")
+		srv := startDaemon(b, "server", "--data-dir", data, "--listen", "unix://"+c.sock, "--listen", addr,
+			"--log-level", "warn", "--max-queued-per-user", "-1", "--max-running-per-user", "-1", "--pprof")
+		join := filepath.Join(data, "agent-join")
+		waitUntil(b, 30*time.Second, "the agent-join file", func() bool { _, err := os.Stat(join); return err == nil })
+		startDaemon(b, "agent", "--join", join, "--data-dir", filepath.Join(filepath.Dir(c.dataDir), "agent"),
+			"--virtual", "1000", "--node-class", "../docs/examples/cluster.hcl", "--log-level", "warn")
+		cl := c.client()
+		ctx := context.Background()
+		waitUntil(b, 3*time.Minute, "1,000 nodes up", func() bool {
+			nodes, err := cl.Nodes(ctx)
+			return err == nil && len(nodes) == 1000
+		})
+		submit := func(name string, runtime int, extra string) {
+			src := fmt.Sprintf("job %q {\n  walltime = \"2h\"\n%s\n  task {\n    command = \"/bin/true\"\n    env     = { HPC_VIRTUAL_RUNTIME = \"%d\" }\n  }\n}\n", name, extra, runtime)
+			if _, err := cl.Submit(ctx, c.submitRequest(src)); err != nil {
+				b.Fatalf("submit %s: %v", name, err)
+			}
+		}
+		submit("fill-a100", 3600, "  features = [\"a100\"]\n  resources { cpus = 256 }\n  array { count = 100 }")
+		submit("fill-l4", 3600, "  features = [\"l4\"]\n  resources { cpus = 64 }\n  array { count = 300 }")
+		submit("fill-cpu", 3600, "  features = [\"cpu\"]\n  resources { cpus = 128 }\n  array { count = 600 }")
+		waitUntil(b, 3*time.Minute, "1,000 long jobs running", func() bool {
+			running, err := cl.JobsBrief(ctx, "", string(api.StateRunning))
+			return err == nil && len(running) == 1000
+		})
+		t0 := time.Now()
+		for k := 0; k < n/1000; k++ {
+			submit("cpu32", 1, "  resources {\n    cpus   = 32\n    memory = \"64GiB\"\n  }\n  array { count = 700 }")
+			submit("gpu1", 1, "  resources {\n    cpus = 4\n    gpu { count = 1 }\n  }\n  array { count = 250 }")
+			submit("nvl8", 1, "  resources {\n    cpus = 16\n    gpu {\n      count = 8\n      link  = \"nvlink\"\n    }\n  }\n  array { count = 50 }")
+		}
+		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "submits/s")
+		time.Sleep(5 * time.Second) // a few scheduling passes over the whole queue
+		pid := srv.Process.Pid
+		st := procStatus(b, pid)
+		b.ReportMetric(float64(st["VmRSS"])/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(st["RssAnon"])/(1<<20), "anon-MiB")
+		if f := os.Getenv("HPC_BENCH_HEAPPROFILE"); f != "" {
+			saveProfile(b, c.sock, "/debug/pprof/heap?gc=1", f)
+		}
+		// The Go heap after a collection: what the jobs and connections
+		// hold, without the garbage the collector lets grow up to GOGC.
+		ms := memStats(b, c.sock)
+		b.ReportMetric(float64(ms["HeapAlloc"])/(1<<20), "live-MiB")
+		var walls []time.Duration
+		for k := 0; k < 3; k++ {
+			t := time.Now()
+			if _, errOut, code := c.hpcsub("queue"); code != 0 {
+				b.Fatalf("hpcsub queue: %s", errOut)
+			}
+			walls = append(walls, time.Since(t))
+		}
+		slices.Sort(walls)
+		b.ReportMetric(walls[1].Seconds(), "queue-s")
+		pending, err := cl.Jobs(ctx, "", string(api.StatePending))
+		if err != nil || len(pending) != n {
+			b.Fatalf("full list: %d pending, %v", len(pending), err)
+		}
+		st = procStatus(b, pid)
+		b.ReportMetric(float64(st["VmRSS"])/(1<<20), "rss-after-list-MiB")
+		b.ReportMetric(float64(st["VmHWM"])/(1<<20), "peak-MiB")
+	}
+}
+
+// startDaemon runs hpcd with args until the benchmark ends (SIGTERM).
+func startDaemon(b testing.TB, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "hpcd"), args...)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if b.Failed() {
+			b.Logf("hpcd %s log:\n%s", args[0], log.String())
+		}
+	})
+	return cmd
+}
+
+func waitUntil(b testing.TB, limit time.Duration, what string, ok func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			b.Fatalf("no %s within %s", what, limit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func envInt(b testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1000 {
+		b.Fatalf("%s=%q: give a number of at least 1000", name, v)
+	}
+	return n
+}
+
+// memStats reads the runtime.MemStats figures of the server's heap
+// profile text (debug=1) after a collection (gc=1).
+func memStats(b testing.TB, sock string) map[string]int64 {
+	b.Helper()
+	f := filepath.Join(b.TempDir(), "heap.txt")
+	saveProfile(b, sock, "/debug/pprof/heap?gc=1&debug=1", f)
+	data, err := os.ReadFile(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+// saveProfile fetches one of the server's profiles (hpcd --pprof) over
+// its Unix socket into file.
+func saveProfile(b testing.TB, sock, path, file string) {
+	b.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://hpcd" + path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		b.Fatalf("GET %s: %s: %s", path, resp.Status, msg)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+}
