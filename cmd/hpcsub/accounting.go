@@ -25,8 +25,9 @@ func historyCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U` (admins; others see their own)"},
 			&cli.StringFlag{Name: "account", Aliases: []string{"A"}, Usage: "only jobs charged to account `A`"},
 			&cli.StringFlag{Name: "state", Aliases: []string{"s"}, Usage: "only jobs that ended in state `S` (comma-separated: COMPLETED,FAILED,...)"},
-			&cli.StringFlag{Name: "since", Usage: "only jobs that ended after `T`: a duration ago (24h, 7d) or a date (2006-01-02, RFC 3339); default 1d"},
-			&cli.StringFlag{Name: "until", Usage: "only jobs that ended before `T` (same forms as --since)"},
+			&cli.StringFlag{Name: "since", Aliases: []string{"S"}, Usage: "only jobs that ended after `T`: a duration ago (24h, 7d) or a date (2006-01-02, RFC 3339); default 1d"},
+			&cli.StringFlag{Name: "until", Aliases: []string{"E"}, Usage: "only jobs that ended before `T` (same forms as --since)"},
+			&cli.StringFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "only the jobs `IDS` (42,43 or 40-49), whenever they ended, running ones too (sacct -j)"},
 			&cli.IntFlag{Name: "limit", Usage: "print at most `N` jobs (0: all)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the jobs as a JSON array"},
 		},
@@ -68,12 +69,20 @@ func (e *env) history(c *cli.Context) error {
 	}
 	q := api.HistoryQuery{User: c.String("user"), Account: c.String("account"), Since: since, Until: until}
 	for _, s := range strings.Split(c.String("state"), ",") {
-		if s = strings.ToUpper(strings.TrimSpace(s)); s != "" {
-			if !api.Terminal(api.JobState(s)) {
-				return usagef("history", "state %s is not an end state: use COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED or NODE_FAIL", s)
+		if st := historyState(s); st != "" {
+			if !api.Terminal(st) {
+				return usagef("history", "state %s is not an end state: use COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED or NODE_FAIL (or CD, F, TO, OOM, CA, NF)", st)
 			}
-			q.States = append(q.States, api.JobState(s))
+			q.States = append(q.States, st)
 		}
+	}
+	if c.IsSet("jobs") {
+		ids, err := parseJobIDs("history", c.String("jobs"))
+		if err != nil {
+			return err
+		}
+		// sacct -j looks at all time unless a window is asked for.
+		return e.historyOfJobs(c, ids, q, c.IsSet("since") || c.IsSet("until"), c.Bool("json"))
 	}
 	cl, err := e.client(c)
 	if err != nil {
@@ -158,8 +167,10 @@ func usageCommand(e *env) *cli.Command {
 		Usage: "sum the CPU-hours and GPU-hours of jobs that ended (default: in the last day) by account or user",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "by", Value: "account", Usage: "group by `account` or user"},
-			&cli.StringFlag{Name: "since", Usage: "jobs that ended after `T`: a duration ago (24h, 7d) or a date; default 1d"},
-			&cli.StringFlag{Name: "until", Usage: "jobs that ended before `T`"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only jobs of user `U` (admins; others see their own)"},
+			&cli.StringFlag{Name: "account", Aliases: []string{"A"}, Usage: "only jobs charged to account `A` (with --by user: who used it)"},
+			&cli.StringFlag{Name: "since", Aliases: []string{"S"}, Usage: "jobs that ended after `T`: a duration ago (24h, 7d) or a date; default 1d"},
+			&cli.StringFlag{Name: "until", Aliases: []string{"E"}, Usage: "jobs that ended before `T`"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
 		Action: e.usage,
@@ -184,14 +195,14 @@ func (e *env) usage(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
-	rep, err := cl.Usage(ctx, by, since, until)
+	rep, err := cl.UsageOf(ctx, api.UsageQuery{By: by, User: c.String("user"), Account: c.String("account"), Since: since, Until: until})
 	if err != nil {
 		return explain(cl, err)
 	}
 	if c.Bool("json") {
 		return writeJSON(e.stdout, rep)
 	}
-	fmt.Fprintf(e.stdout, "usage by %s, jobs that ended %s .. %s\n", rep.By, formatTime(&rep.Since), formatTime(&rep.Until))
+	fmt.Fprintf(e.stdout, "usage by %s, jobs that ended %s .. %s%s\n", rep.By, formatTime(&rep.Since), formatTime(&rep.Until), usageFilters(c))
 	tw := newTable(e.stdout)
 	row(tw, strings.ToUpper(rep.By), "JOBS", "RUNS", "CPU-HOURS", "ALLOC-CPU-HOURS", "GPU-HOURS")
 	var total api.UsageRow
@@ -302,7 +313,11 @@ func (e *env) eff(c *cli.Context) error {
 	kv("state", string(j.State))
 	kv("runs", strconv.Itoa(ef.Runs))
 	if ef.Runs == 0 {
+		// Usage is measured when a run ends: zeros here would read as an
+		// idle job (seff warns likewise for running jobs).
 		kv("note", "no run has ended yet: efficiency is known once one does")
+		noRunYet(kv, j, e.now())
+		return tw.Flush()
 	}
 	kv("cores", strconv.Itoa(ef.CPUs))
 	kv("cpu utilized", formatSeconds(ef.CPUSeconds))

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 	"github.com/hpc-sched/hpc/resources"
@@ -47,4 +49,16 @@ func gpuRunLine(g api.GPUUsage) string {
 		how = "own processes on a shared GPU"
 	}
 	return fmt.Sprintf("utilisation %s, memory peak %s, %d samples (%s)", util, mem, g.Samples, how)
+}
+
+// noRunYet is what `hpcsub eff` can say of a job none of whose runs has
+// ended: what it holds and for how long so far, not efficiencies.
+func noRunYet(kv func(k, v string), j api.Job, now time.Time) {
+	if j.StartTime == nil {
+		kv("asked", fmt.Sprintf("%d node(s), %d cores and %s per node, walltime %s", max(j.NodesWanted, 1), j.CPUs,
+			resources.FormatBytes(j.Memory), dashIfEmpty(j.Walltime)))
+		return
+	}
+	kv("cores", fmt.Sprintf("%d per node on %s", j.CPUs, dashIfEmpty(strings.Join(j.Nodes, ","))))
+	kv("running for", formatElapsed(elapsed(j, now))+" of "+dashIfEmpty(j.Walltime))
 }
