@@ -168,12 +168,6 @@ func (e *env) drain(c *cli.Context) error {
 	if reason == "" {
 		return usagef("node drain", "missing --reason TEXT: say why, for the users who see the node drained")
 	}
-	cl, err := e.client(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := e.request()
-	defer cancel()
 	req := api.DrainRequest{Reason: reason, Requeue: c.Bool("requeue")}
 	if gpu := c.Int("gpu"); gpu >= 0 {
 		if req.Requeue {
@@ -181,6 +175,14 @@ func (e *env) drain(c *cli.Context) error {
 		}
 		req.GPU = &gpu
 	}
+	// Flags are checked before connecting: a usage mistake is the same
+	// answer whether or not the server is up.
+	cl, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.request()
+	defer cancel()
 	n, err := cl.Drain(ctx, name, req)
 	if err != nil {
 		return nodeError(cl, name, err)
