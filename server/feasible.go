@@ -33,7 +33,13 @@ func newFeasibleMemo() *feasibleMemo {
 
 // check is placement.Feasible(nodes, j), memoised.
 func (m *feasibleMemo) check(nodes []placement.Node, j placement.Job) error {
-	h := m.hashNodes(nodes)
+	return m.checkHashed(m.hashNodes(nodes), j, func() ([]placement.Node, uint64) { return nodes, m.hashNodes(nodes) })
+}
+
+// checkHashed is check for nodes whose hashNodes is h, listed by list
+// (with their hash, which may differ if they changed meanwhile) only
+// when the memo has no answer.
+func (m *feasibleMemo) checkHashed(h uint64, j placement.Job, list func() ([]placement.Node, uint64)) error {
 	key := shapeKey(j)
 	m.mu.Lock()
 	if m.nodes != h || len(m.byJob) >= maxFeasibleMemo {
@@ -44,6 +50,7 @@ func (m *feasibleMemo) check(nodes []placement.Node, j placement.Job) error {
 	if ok {
 		return err
 	}
+	nodes, h := list()
 	err = placement.Feasible(nodes, j)
 	m.mu.Lock()
 	if m.nodes == h {
@@ -66,6 +73,15 @@ func shapeKey(j placement.Job) string {
 // are). TestFeasibleMemoCoversNodeFields fails when placement.Node or
 // placement.GPU gains a field, so that it is added here.
 func (m *feasibleMemo) hashNodes(nodes []placement.Node) uint64 {
+	sum := uint64(len(nodes))
+	for i := range nodes {
+		sum += m.hashNode(&nodes[i])
+	}
+	return sum
+}
+
+// hashNode is one node's part of hashNodes.
+func (m *feasibleMemo) hashNode(n *placement.Node) uint64 {
 	var h maphash.Hash
 	h.SetSeed(m.seed)
 	var b [8]byte
@@ -77,38 +93,32 @@ func (m *feasibleMemo) hashNodes(nodes []placement.Node) uint64 {
 		num(int64(len(s)))
 		h.WriteString(s)
 	}
-	sum := uint64(len(nodes))
-	for i := range nodes {
-		n := &nodes[i]
-		h.Reset()
-		str(n.Name)
-		num(int64(n.State))
-		num(int64(len(n.Features)))
-		for _, f := range n.Features {
-			str(f)
-		}
-		num(int64(n.CPUs))
-		num(int64(len(n.CPUIDs)))
-		num(n.Memory)
-		num(int64(len(n.GPUs)))
-		for _, g := range n.GPUs {
-			num(int64(g.ID))
-			str(g.Model)
-			num(g.Memory)
-			num(int64(g.NUMA))
-		}
-		num(int64(len(n.NUMA))) // which CPUs only steers CPU choice; sizes suffice
-		for _, ids := range n.NUMA {
-			num(int64(len(ids)))
-		}
-		num(int64(len(n.Links)))
-		for _, row := range n.Links {
-			num(int64(len(row)))
-			for _, l := range row {
-				h.WriteByte(byte(l))
-			}
-		}
-		sum += h.Sum64()
+	str(n.Name)
+	num(int64(n.State))
+	num(int64(len(n.Features)))
+	for _, f := range n.Features {
+		str(f)
 	}
-	return sum
+	num(int64(n.CPUs))
+	num(int64(len(n.CPUIDs)))
+	num(n.Memory)
+	num(int64(len(n.GPUs)))
+	for _, g := range n.GPUs {
+		num(int64(g.ID))
+		str(g.Model)
+		num(g.Memory)
+		num(int64(g.NUMA))
+	}
+	num(int64(len(n.NUMA))) // which CPUs only steers CPU choice; sizes suffice
+	for _, ids := range n.NUMA {
+		num(int64(len(ids)))
+	}
+	num(int64(len(n.Links)))
+	for _, row := range n.Links {
+		num(int64(len(row)))
+		for _, l := range row {
+			h.WriteByte(byte(l))
+		}
+	}
+	return h.Sum64()
 }

@@ -170,48 +170,45 @@ func (j *job) requeue(reason string, now time.Time, started bool) {
 	j.Reason = ""
 }
 
-// placementNodes converts the registry into the placer's view; s.mu held.
-func (s *Server) placementNodesLocked() []placement.Node {
-	out := make([]placement.Node, 0, len(s.nodes))
-	for name, n := range s.nodes {
-		pn := placement.Node{
-			Name:     name,
-			State:    placement.NodeUp,
-			Features: nodeFeatures(n.Reg),
-			CPUs:     len(n.Reg.CPUIDs),
-			CPUIDs:   n.Reg.CPUIDs,
-			Memory:   n.Reg.Memory,
-			Links:    n.Reg.Links,
-		}
-		// A GPU out of service (drained by an admin, or failing) is not
-		// offered at all; the link matrix keeps only the rows and columns
-		// of the GPUs that are.
-		var keep []int
-		for i, g := range n.Reg.GPUs {
-			if n.gpuOutOfService(g.Index) != "" {
-				continue
-			}
-			keep = append(keep, i)
-			pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
-		}
-		if len(keep) < len(n.Reg.GPUs) && n.Reg.Links != nil {
-			pn.Links = make([][]resources.Link, len(keep))
-			for a, i := range keep {
-				pn.Links[a] = make([]resources.Link, len(keep))
-				for b, k := range keep {
-					pn.Links[a][b] = n.Reg.Links[i][k]
-				}
-			}
-		}
-		switch {
-		case !n.agent:
-			pn.State = placement.NodeDown
-		case n.Drain:
-			pn.State = placement.NodeDraining
-		}
-		out = append(out, pn)
+// placementNode converts one node of the registry into the placer's
+// view (placementNodesLocked, nodeview.go, keeps them between passes).
+func placementNode(name string, n *node) placement.Node {
+	pn := placement.Node{
+		Name:     name,
+		State:    placement.NodeUp,
+		Features: nodeFeatures(n.Reg),
+		CPUs:     len(n.Reg.CPUIDs),
+		CPUIDs:   n.Reg.CPUIDs,
+		Memory:   n.Reg.Memory,
+		Links:    n.Reg.Links,
 	}
-	return out
+	// A GPU out of service (drained by an admin, or failing) is not
+	// offered at all; the link matrix keeps only the rows and columns
+	// of the GPUs that are.
+	var keep []int
+	for i, g := range n.Reg.GPUs {
+		if n.gpuOutOfService(g.Index) != "" {
+			continue
+		}
+		keep = append(keep, i)
+		pn.GPUs = append(pn.GPUs, placement.GPU{ID: g.Index, Model: g.Model, Memory: g.Memory})
+	}
+	if len(keep) < len(n.Reg.GPUs) && n.Reg.Links != nil {
+		pn.Links = make([][]resources.Link, len(keep))
+		for a, i := range keep {
+			pn.Links[a] = make([]resources.Link, len(keep))
+			for b, k := range keep {
+				pn.Links[a][b] = n.Reg.Links[i][k]
+			}
+		}
+	}
+	switch {
+	case !n.agent:
+		pn.State = placement.NodeDown
+	case n.Drain:
+		pn.State = placement.NodeDraining
+	}
+	return pn
 }
 
 // apiNodes lists nodes with their state derived from allocations.

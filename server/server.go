@@ -115,6 +115,8 @@ type Server struct {
 	shares    shareTable    // fair-share usage per account (fairshare.go)
 	lastPurge time.Time     // archive retention's last run (archive.go)
 	feasible  *feasibleMemo // placement.Feasible per job shape (feasible.go)
+	// nodeViews are the nodes as the placer sees them (nodeview.go).
+	nodeViews map[string]nodeView
 }
 
 // New loads every stored job and node. Jobs that were RUNNING stay so

@@ -109,13 +109,12 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 		return api.SubmitResponse{}, rerr
 	}
 	s.mu.Lock()
-	nodes := s.placementNodesLocked()
 	tmpl.Deps, rerr = s.resolveDepsLocked(spec.DependsOn, who.uid, s.isAdmin(c.UID))
 	s.mu.Unlock()
 	if rerr != nil {
 		return api.SubmitResponse{}, rerr
 	}
-	if err := s.feasible.check(nodes, tmpl.placementJob()); err != nil {
+	if err := s.checkFeasible(tmpl.placementJob()); err != nil { // nodeview.go
 		return api.SubmitResponse{}, refuse(http.StatusUnprocessableEntity, "job can never run on this cluster: %v", explainInfeasible(err, tmpl))
 	}
 	if req.DryRun {
