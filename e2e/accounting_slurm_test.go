@@ -94,6 +94,15 @@ func TestAccountingAsSlurmUsersExpect(t *testing.T) {
 		t.Errorf("nobody's usage of root: exit %d, %q", code, errOut)
 	}
 
+	arrID := c.submit(c.writeJob("arr.hcl", `job "arr" {
+  walltime = "1m"
+  array { count = 2 }
+  task { script = "true" }
+}`), "--wait")
+	out, errOut, code = c.hpcsub("eff", fmt.Sprintf("%d_1", arrID)) // seff takes array elements
+	if code != 0 || !strings.Contains(out, "(arr[1])") || !strings.Contains(out, "COMPLETED") {
+		t.Errorf("eff of an array element: exit %d %s:\n%s", code, errOut, out)
+	}
 	out, _, code = c.hpcsub("eff", fmt.Sprint(runID))
 	if code != 0 || !strings.Contains(out, "running for:") || strings.Contains(out, "efficiency:") || strings.Contains(out, "0B") {
 		t.Errorf("eff of a running job: exit %d:\n%s", code, out)

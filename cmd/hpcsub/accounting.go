@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/jobs"
 	"github.com/hpc-sched/hpc/resources"
 )
 
@@ -224,7 +225,7 @@ func effCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "eff",
 		Usage:     "show how well a job used what it asked for: CPU, memory, GPU-hours and walltime, over all its runs",
-		ArgsUsage: "ID",
+		ArgsUsage: "ID (42, or 42_7: an array element)",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the figures as JSON"}},
 		Action:    e.eff,
 	}
@@ -284,9 +285,8 @@ func (e *env) eff(c *cli.Context) error {
 		}
 		return usagef("eff", "one job ID at a time")
 	}
-	id, err := parseID("eff", c.Args().First())
-	if err != nil {
-		return err
+	if _, err := jobs.ParseJobRef(c.Args().First()); err != nil {
+		return usagef("eff", "invalid job id %q: want 42 or 42_7", c.Args().First())
 	}
 	cl, err := e.client(c)
 	if err != nil {
@@ -294,12 +294,13 @@ func (e *env) eff(c *cli.Context) error {
 	}
 	ctx, cancel := e.request()
 	defer cancel()
-	j, err := cl.Job(ctx, id)
+	// 42_7 is one element of array 42, as seff takes it.
+	j, err := e.oneJob(ctx, cl, "eff", c.Args().First())
 	if err != nil {
-		return jobError(cl, id, err)
+		return err
 	}
 	if j.Private {
-		return fmt.Errorf("job %d belongs to another user (%s): its usage is private", id, j.User)
+		return fmt.Errorf("job %d belongs to another user (%s): its usage is private", j.ID, j.User)
 	}
 	ef := jobEfficiency(j)
 	if c.Bool("json") {
