@@ -59,3 +59,30 @@ func TestGPUEfficiency(t *testing.T) {
 		})
 	}
 }
+
+// `hpcsub show` lists each run's GPUs under the run, measured or not.
+func TestShowRunsListGPUUsage(t *testing.T) {
+	u, peak := 90.0, int64(3)<<30
+	j := api.Job{ID: 1, State: api.StateCompleted, Runs: []api.Run{
+		{Index: 0, Nodes: []string{"g1"}, State: api.StateRequeued, GPUUsage: []api.GPUUsage{
+			{Node: "g1", Index: 0, Utilization: &u, PeakMemory: &peak, Memory: 40 << 30, Samples: 4},
+			{Node: "g1", Index: 1, Samples: 0}}},
+		{Index: 1, Nodes: []string{"g2"}, State: api.StateCompleted},
+	}}
+	var b strings.Builder
+	tw := newTable(&b)
+	printRuns(tw, j)
+	tw.Flush()
+	out := b.String()
+	for _, want := range []string{
+		"gpu g1:0  utilisation 90.0%, memory peak 3GiB of 40GiB, 4 samples (whole GPU)",
+		"gpu g1:1  utilisation -, memory peak -, 0 samples (whole GPU)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("runs lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "gpu ") != 2 {
+		t.Errorf("GPU lines for a run without GPU figures:\n%s", out)
+	}
+}

@@ -39,6 +39,9 @@ func printRuns(tw *tabwriter.Writer, j api.Job) {
 			line += "  (checkpoint failed: " + r.CheckpointError + ")"
 		}
 		row(tw, "", line)
+		for _, g := range r.GPUUsage {
+			row(tw, "", fmt.Sprintf("    gpu %s:%d  %s", g.Node, g.Index, gpuRunLine(g)))
+		}
 	}
 	if running {
 		row(tw, "", fmt.Sprintf("#%d  %s  %s .. now  %s", j.Restarts, dashIfEmpty(strings.Join(j.Nodes, ",")),
