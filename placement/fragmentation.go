@@ -149,14 +149,15 @@ func nodeFrag(q *Queue, ok []uint64, cpus int, mem int64, whole uint64, shares [
 	return f
 }
 
-// Queue is what a pass tells scorers about the pending queue as a whole.
+// Queue is what a pass tells scorers about the workload as a whole.
 type Queue struct {
-	// GPUShapes are the per-node shapes of the pending GPU jobs, most
-	// asked first (at most maxShapes), with weights summing to 1.
+	// GPUShapes are the per-node shapes of the pending and the running
+	// GPU jobs, most asked first (at most maxShapes), with weights
+	// summing to 1.
 	GPUShapes []GPUShape
 }
 
-// GPUShape is one per-node request shape of pending GPU jobs.
+// GPUShape is one per-node request shape of GPU jobs.
 type GPUShape struct {
 	Count  int
 	Share  int16 // hundredths of one GPU; 0: whole GPUs
@@ -166,17 +167,29 @@ type GPUShape struct {
 	// MinMemory its least GPU memory: which GPUs the shape can use.
 	Model     string
 	MinMemory int64
-	Weight    float64 // the fraction of pending GPU jobs with this shape
+	Weight    float64 // the fraction of the jobs counted with this shape
 
 	models []string // Model's alternatives, blanks trimmed; nil for any
 }
 
-// maxShapes bounds the shapes a pass scores against: the tail of rare
-// shapes changes the sums little and would cost every evaluation.
-const maxShapes = 16
+// maxShapes bounds the shapes a pass scores against, and minShapeShare
+// drops those fewer jobs ask (a running job of an odd size makes a shape
+// of its own): the tail of rare shapes changes the sums little and would
+// cost every evaluation.
+const (
+	maxShapes     = 16
+	minShapeShare = 0.01
+)
 
-// queueShapes summarises the pending GPU jobs' shapes, deterministically.
-func queueShapes(jobs []Job) Queue {
+// queueShapes summarises the GPU jobs' shapes, deterministically. FGD
+// weighs fragmentation by the workload's distribution of shapes; the
+// pending jobs alone are a poor sample of it (the large ones wait, so
+// they crowd the queue, and a quiet queue says nothing of what comes
+// next), so the running jobs count too, one each, as a sample of what
+// has been arriving. A running job's shape is what it holds on its first
+// node; Running carries no request, so its model constraint is unknown
+// and it counts as accepting any GPU.
+func queueShapes(pending []Job, running []Running) Queue {
 	type key struct {
 		count, cpus int
 		share       int16
@@ -186,12 +199,24 @@ func queueShapes(jobs []Job) Queue {
 	}
 	n := map[key]int{}
 	total := 0
-	for i := range jobs {
-		r := &jobs[i].PerNode
+	for i := range pending {
+		r := &pending[i].PerNode
 		if r.GPU.Count == 0 {
 			continue
 		}
 		n[key{r.GPU.Count, r.CPUs, shareOf(r), r.Memory, strings.ToLower(r.GPU.Model), r.GPU.MinMemory}]++
+		total++
+	}
+	for i := range running {
+		if len(running[i].Nodes) == 0 || len(running[i].Nodes[0].GPUs) == 0 {
+			continue
+		}
+		a := &running[i].Nodes[0]
+		sh := int16(0)
+		if len(a.GPUs) == 1 {
+			sh = shareOf(&Request{GPU: GPURequest{Count: 1, Share: a.GPUShare}})
+		}
+		n[key{count: len(a.GPUs), cpus: len(a.CPUs), share: sh, mem: a.Memory}]++
 		total++
 	}
 	if total == 0 {
@@ -215,6 +240,12 @@ func queueShapes(jobs []Job) Queue {
 			cmp.Compare(a.Memory, b.Memory), cmp.Compare(a.Model, b.Model), cmp.Compare(a.MinMemory, b.MinMemory))
 	})
 	shapes = shapes[:min(len(shapes), maxShapes)]
+	for k := 1; k < len(shapes); k++ {
+		if shapes[k].Weight < minShapeShare*float64(total) {
+			shapes = shapes[:k] // sorted by weight: the rest are rarer
+			break
+		}
+	}
 	var kept float64
 	for _, s := range shapes {
 		kept += s.Weight

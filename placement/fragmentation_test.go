@@ -66,7 +66,7 @@ func TestGPUFragmentationCost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q := queueShapes(tc.pending)
+			q := queueShapes(tc.pending, nil)
 			j, v := tc.job, tc.node
 			if got := (GPUFragmentation{}).Cost(&j, &v, &q); math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("cost %v, want %v", got, tc.want)
@@ -81,7 +81,7 @@ func TestQueueShapes(t *testing.T) {
 	j := func(count int, model string) Job {
 		return Job{PerNode: Request{CPUs: 8, Memory: gib, GPU: GPURequest{Count: count, Model: model}}}
 	}
-	q := queueShapes([]Job{j(1, ""), j(1, "L40S"), j(1, "l40s"), j(2, ""), {PerNode: Request{CPUs: 4}}})
+	q := queueShapes([]Job{j(1, ""), j(1, "L40S"), j(1, "l40s"), j(2, ""), {PerNode: Request{CPUs: 4}}}, nil)
 	want := []struct {
 		count  int
 		model  string

@@ -30,7 +30,7 @@ func (c *cluster) plan(pending []Job, running []Running, now time.Time, p Policy
 	// reservations (excl.go) never enter it, and clearing room for every
 	// pending gang cost more per pass than appending does.
 	if len(c.prof.scorers) > 0 {
-		c.queue = queueShapes(pending)
+		c.queue = queueShapes(pending, running)
 	}
 	if p.Depth != DepthFCFS && p.Depth != DepthEASY {
 		// Every blocked job may book its gang: the most bookings a pass

@@ -50,12 +50,26 @@ func TestPlanScenarios(t *testing.T) {
 			waits:  map[uint64]Reason{},
 		},
 		{
+			// 8-GPU jobs are part of the workload (one runs): the whole
+			// node is worth keeping (GPUFragmentation).
 			name: "small gpu job goes to the partly used node",
+			f: newFake().gpuNodes(3, "H100", 8, nvswitch).
+				running(100, t0.Add(time.Hour), alloc("h100-001", 0, 8, 64*gib, 0, 1, 2, 3)).
+				running(101, t0.Add(time.Hour), alloc("h100-002", 0, 8, 64*gib, 0, 1, 2, 3, 4, 5, 6, 7)).
+				pending(job(1).gpus(2, "h100")),
+			p:      easy,
+			starts: map[uint64][]string{1: {"h100-001"}},
+			waits:  map[uint64]Reason{},
+		},
+		{
+			// Only 4- and 2-GPU jobs in sight: the 4 free GPUs are
+			// worth more to the 4-GPU shape than a whole node is.
+			name: "small gpu job keeps a 4-GPU hole when no 8-GPU job is in sight",
 			f: newFake().gpuNodes(2, "H100", 8, nvswitch).
 				running(100, t0.Add(time.Hour), alloc("h100-001", 0, 8, 64*gib, 0, 1, 2, 3)).
 				pending(job(1).gpus(2, "h100")),
 			p:      easy,
-			starts: map[uint64][]string{1: {"h100-001"}},
+			starts: map[uint64][]string{1: {"h100-000"}},
 			waits:  map[uint64]Reason{},
 		},
 		{

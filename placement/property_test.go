@@ -164,7 +164,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		for ff, sc := range [][]Scorer{nil, FirstFitScorers()} {
 			p := Policy{Depth: DepthEASY, Scorers: sc}
 			pl := &planner{c: newCluster(s, t0, newProfile(p)), p: p, jobs: s.Pending}
-			pl.c.queue = queueShapes(s.Pending)
+			pl.c.queue = queueShapes(s.Pending, s.Running)
 			for _, ji := range queueOrder(s.Pending, t0, pl.p) {
 				j := &s.Pending[ji]
 				k := pl.c.kindOf(j)
