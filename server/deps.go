@@ -214,13 +214,15 @@ func (s *Server) depsWaitLocked(j *job) bool {
 // cancelUnsatisfiable ends, at once, every waiting job with a dependency
 // that can never be met: CANCELLED, reason DependencyNeverSatisfied,
 // committed before anyone sees it.
-func (s *Server) cancelUnsatisfiable(now time.Time) {
+// withDeps are the waiting jobs with dependencies (waitsOnDeps), as the
+// scheduling pass's walk of the live jobs found them.
+func (s *Server) cancelUnsatisfiable(withDeps []*job, now time.Time) {
+	if len(withDeps) == 0 {
+		return
+	}
 	s.mu.Lock()
 	var ids []uint64
-	for _, j := range s.jobs {
-		if len(j.Deps) == 0 || (j.State != api.StatePending && j.State != api.StateHeld) || j.CancelRequested {
-			continue
-		}
+	for _, j := range withDeps {
 		for _, d := range j.Deps {
 			if st, _ := s.depStatusLocked(d); st == depNever {
 				ids = append(ids, j.ID)
@@ -248,6 +250,12 @@ func (s *Server) cancelUnsatisfiable(now time.Time) {
 	if err != nil {
 		s.log.Error("end jobs whose dependency can never be met", "err", err)
 	}
+}
+
+// waitsOnDeps says whether j is a job that waits on its dependencies:
+// PENDING or HELD, not being cancelled.
+func waitsOnDeps(j *job) bool {
+	return len(j.Deps) > 0 && (j.State == api.StatePending || j.State == api.StateHeld) && !j.CancelRequested
 }
 
 // sortJobs orders jobs by id.

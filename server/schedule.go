@@ -1,10 +1,8 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,13 +12,24 @@ import (
 
 // snapshotLocked builds the placer's input; s.mu held.
 func (s *Server) snapshotLocked() placement.Snapshot {
+	snap, _ := s.snapshotDepsLocked()
+	return snap
+}
+
+// snapshotDepsLocked is snapshotLocked, and the waiting jobs with
+// dependencies (for cancelUnsatisfiable), found on the same walk of every
+// live job; s.mu held.
+func (s *Server) snapshotDepsLocked() (placement.Snapshot, []*job) {
 	snap := placement.Snapshot{Nodes: s.placementNodesLocked()}
 	arrayRunning := map[uint64]int{}
 	userRunning := map[uint32]int{}
-	var pending []*job
+	var pending, withDeps []*job
 	for _, j := range s.jobs {
-		if j.State == api.StatePending && !j.CancelRequested && !s.releasing[j.ID] {
+		if j.State == api.StatePending && !j.CancelRequested && (len(s.releasing) == 0 || !s.releasing[j.ID]) {
 			pending = append(pending, j)
+		}
+		if len(j.Deps) > 0 && waitsOnDeps(j) {
+			withDeps = append(withDeps, j)
 		}
 		if active(j.State) {
 			userRunning[j.UID]++
@@ -36,10 +45,9 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 	}
 	// Pending jobs in id order: which array tasks fill the free
 	// max_running slots must not depend on map order.
-	// (With 100,000 pending jobs this runs under s.mu once a pass:
-	// slices.SortFunc and one allocation of snap.Pending keep it to a few
-	// milliseconds.)
-	slices.SortFunc(pending, func(a, b *job) int { return cmp.Compare(a.ID, b.ID) })
+	// (With 100,000 pending jobs this runs under s.mu once a pass: a
+	// linear ordering by dense ids and one allocation of snap.Pending.)
+	sortByID(pending) // idorder.go
 	snap.Pending = make([]placement.Job, 0, len(pending))
 	for _, j := range pending {
 		if len(j.Deps) > 0 && s.depsWaitLocked(j) {
@@ -59,7 +67,7 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 		}
 		snap.Pending = append(snap.Pending, j.placementJob())
 	}
-	return snap
+	return snap, withDeps
 }
 
 // scheduleOnce runs one placement pass and carries out its starts: each
@@ -67,11 +75,13 @@ func (s *Server) snapshotLocked() placement.Snapshot {
 // between can lose a launch (found at reconcile) but never run a job twice.
 func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 	t0 := time.Now() // not now: tests pass a fixed time
-	s.cancelUnsatisfiable(now)
 	s.mu.Lock()
-	snap := s.snapshotLocked()
+	snap, withDeps := s.snapshotDepsLocked()
 	s.setFairShareLocked(snap.Pending, now)
 	s.mu.Unlock()
+	// Not offered to the placer (their dependencies are not met), the
+	// jobs whose dependencies never will be are ended now.
+	s.cancelUnsatisfiable(withDeps, now)
 	if len(snap.Pending) == 0 {
 		return
 	}
