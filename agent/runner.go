@@ -251,10 +251,13 @@ func (r *Runner) syncOnce(ctx context.Context) error {
 			req.Running = append(req.Running, id)
 		}
 	}
+	r.poke = cancel // a new outcome cuts a waiting sync short...
 	if n > 0 {
 		req.Wait = 0 // deliver now, wait in the next one
+		// ...but not one that delivers: it returns at once, and cutting it
+		// would make the server take these outcomes twice over.
+		r.poke = nil
 	}
-	r.poke = cancel
 	r.mu.Unlock()
 	sort.Slice(req.Running, func(i, k int) bool { return req.Running[i] < req.Running[k] })
 	if r.cfg.Health != nil {

@@ -211,9 +211,7 @@ func (s *Server) AgentSync(ctx context.Context, id AgentIdentity, req api.SyncRe
 	}
 	s.mu.Unlock()
 	sess.ack(req.Ack)
-	for _, o := range req.Outcomes {
-		s.agentOutcome(sess, o)
-	}
+	s.agentOutcomes(sess, req.Outcomes) // outcomes.go
 	if req.GPUHealth != nil {
 		s.setGPUHealth(id.Node, req.GPUHealth)
 	}
