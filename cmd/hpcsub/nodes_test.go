@@ -84,7 +84,7 @@ func TestNodeDrainResume(t *testing.T) {
 // A usage mistake is answered without a server: the same one line
 // whether or not one is reachable.
 func TestNodeDrainUsageBeforeConnecting(t *testing.T) {
-	r := hpcsub("--addr", "unix:///nonexistent/hpc.sock", "node", "drain", "gpu07", "--gpu", "3", "--requeue", "--reason", "XID 79")
+	r := hpcsub("--addr", "https://127.0.0.1:1", "node", "drain", "gpu07", "--gpu", "3", "--requeue", "--reason", "XID 79")
 	if r.code != 2 || !strings.Contains(r.stderr, "--requeue drains the whole node") {
 		t.Errorf("exit %d, stderr %q; want 2 and the --requeue usage line", r.code, r.stderr)
 	}
