@@ -34,30 +34,30 @@ func (c *cluster) aggOf(ci int32) *aggProfile {
 		return p
 	}
 	p.built = true
-	cl := &c.classes[ci]
 	type ev struct {
 		t              int64
 		cpus, mem, gpu int64
 	}
 	var evs []ev
 	var cpus, mem, gpus int64
-	for _, ni := range cl.nodes {
-		n := &c.nodes[ni]
-		if n.state != NodeUp {
-			continue
-		}
-		cpus += int64(n.ncpu)
-		mem += n.mem
-		gpus += int64(len(n.gpus))
+	// Interchangeable nodes count once, times their number (group.go).
+	us := c.units(ci, true, c.aggUnits[:0])
+	c.aggUnits = us
+	for _, u := range us {
+		n := &c.nodes[u.rep]
+		w := int64(u.n)
+		cpus += w * int64(n.ncpu)
+		mem += w * n.mem
+		gpus += w * int64(len(n.gpus))
 		for _, ai := range n.allocs {
 			r := &c.running[ai]
 			if r.end <= c.now {
 				continue
 			}
-			dc, dg := int64(popcount(r.cpus)), int64(bits.OnesCount64(r.gpus))
-			evs = append(evs, ev{max(r.start, c.now), -dc, -r.mem, -dg})
+			dc, dg := w*int64(popcount(r.cpus)), w*int64(bits.OnesCount64(r.gpus))
+			evs = append(evs, ev{max(r.start, c.now), -dc, -w * r.mem, -dg})
 			if r.end != forever {
-				evs = append(evs, ev{r.end, dc, r.mem, dg})
+				evs = append(evs, ev{r.end, dc, w * r.mem, dg})
 			}
 		}
 		for x := n.excl; x != 0; x = c.excl[x-1].next {
@@ -65,10 +65,10 @@ func (c *cluster) aggOf(ci int32) *aggProfile {
 			if e.end <= c.now {
 				continue
 			}
-			dc := int64(n.ncpu)
-			evs = append(evs, ev{max(e.start, c.now), -dc, -e.mem, 0})
+			dc := w * int64(n.ncpu)
+			evs = append(evs, ev{max(e.start, c.now), -dc, -w * e.mem, 0})
 			if e.end != forever {
-				evs = append(evs, ev{e.end, dc, e.mem, 0})
+				evs = append(evs, ev{e.end, dc, w * e.mem, 0})
 			}
 		}
 	}

@@ -57,19 +57,25 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		c.rsvHi = make([]int64, len(c.nodes))
 		c.rsvOK = make([]bool, len(c.nodes))
 	}
+	// Interchangeable nodes are looked at once per group (group.go),
+	// unless some plugin may tell them apart.
+	grouped := c.prof.byState[gi(j)] && c.prof.rsvCache
+	us := c.unitBuf[:0]
 	for ci := range c.classes {
 		if k.classOK[ci] {
-			for _, ni := range c.classes[ci].nodes {
-				c.rsvHi[ni] = math.MinInt64
-			}
+			us = c.units(int32(ci), grouped, us)
 		}
+	}
+	c.unitBuf = us
+	for _, u := range us {
+		c.rsvHi[u.rep] = math.MinInt64
 	}
 	n := int64(need)
 	t, found := int64(0), false
 	gpus := n * wholeGPUs(uint64(1)<<r.GPU.Count-1, shareOf(r))
 	i, okTo := agg.nextStartFrom(0, 0, wall, n*int64(r.CPUs), n*r.Memory, gpus)
 	for ; i >= 0; i, okTo = agg.nextStartFrom(i+1, okTo, wall, n*int64(r.CPUs), n*r.Memory, gpus) {
-		if pl.countFit(j, k, agg.t[i], need) >= need {
+		if pl.countFit(j, k, us, agg.t[i], need) >= need {
 			t, found = agg.t[i], true
 			break
 		}
@@ -81,28 +87,25 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	end := c.endOf(j, t)
 	byIdle := pl.p.Depth == DepthEASY
 	cands := pl.rcands[:0]
-	if cap(cands) == 0 {
-		// One list per pass, sized once: growing it node by node was a
-		// tenth of a pass on thousands of nodes.
-		cands = make([]rcand, 0, len(c.nodes))
-	}
-	for ci := range c.classes {
-		if !k.classOK[ci] {
+	for _, u := range us {
+		if !pl.fitsAt(u.rep, j, k, t) {
 			continue
 		}
-		for _, ni := range c.classes[ci].nodes {
-			if c.nodes[ni].state != NodeUp || !pl.fitsAt(ni, j, k, t) {
-				continue
-			}
-			a := c.availWindow(ni, t, end, c.scratchCPU(ni))
-			if cd, why := c.fitOn(ni, a, j, k, true); why == "" {
-				var idle int64
-				if byIdle {
-					idle = c.idleBefore(ni, t, a.cpuMask, r.CPUs, cd.gpus)
-				}
-				cands = append(cands, rcand{cd, idle})
-			}
+		a := c.availWindow(u.rep, t, end, c.scratchCPU(u.rep))
+		cd, why := c.fitOn(u.rep, a, j, k, true)
+		if why != "" {
+			continue
 		}
+		var idle int64
+		if byIdle {
+			idle = c.idleBefore(u.rep, t, a.cpuMask, r.CPUs, cd.gpus)
+		}
+		// Only the first need of a group can be among the need best:
+		// its members rank alike and go by name.
+		c.eachMember(u, need, func(ni int32) {
+			cd.node = ni
+			cands = append(cands, rcand{cd, idle})
+		})
 	}
 	pl.rcands = cands
 	if len(cands) < need {
@@ -114,15 +117,24 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	// jobs end) moves a job ahead onto nodes a later one was promised,
 	// breaking reservations on the lublin trace (TestReservationsHoldOnTrace).
 	best := bestReserve(cands, need, byIdle)
+	// The nodes leave the index at once and join the reserved list at
+	// once, in name order: a gang of thousands of nodes costs linear
+	// time, not quadratic.
 	picked := pl.picked[:0]
+	for _, rc := range best {
+		picked = append(picked, rc.cd.node)
+	}
+	// Nodes are in name order (newCluster), so their indices sort as
+	// their names, without comparing strings.
+	slices.Sort(picked)
+	c.unindexMany(picked)
+	c.deferIndex = true
 	for _, rc := range best {
 		a := c.availWindow(rc.cd.node, t, end, c.scratchCPU(rc.cd.node))
 		c.commit(rc.cd.node, t, end, a.cpuMask, j.PerNode, rc.cd.gpus, false)
-		picked = append(picked, rc.cd.node)
 	}
-	// Nodes are in name order (newCluster), so sorting their indices
-	// sorts their names, without comparing strings.
-	slices.Sort(picked)
+	c.deferIndex = false
+	c.indexMany(picked)
 	names := make([]string, len(picked))
 	for i, ni := range picked {
 		names[i] = c.nodes[ni].name
@@ -148,20 +160,14 @@ func (pl *planner) reserved(j *Job, reason Reason, t int64, names []string) {
 	})
 }
 
-// countFit counts Up nodes of the job's classes that can hold its share
-// for its whole walltime from t, stopping at need.
-func (pl *planner) countFit(j *Job, k *kind, t int64, need int) int {
-	c := pl.c
+// countFit counts Up nodes of the job's classes (given as units) that can
+// hold its share for its whole walltime from t, stopping at need.
+func (pl *planner) countFit(j *Job, k *kind, us []unit, t int64, need int) int {
 	cnt := 0
-	for ci := range c.classes {
-		if !k.classOK[ci] {
-			continue
-		}
-		for _, ni := range c.classes[ci].nodes {
-			if c.nodes[ni].state == NodeUp && pl.fitsAt(ni, j, k, t) {
-				if cnt++; cnt >= need {
-					return cnt
-				}
+	for _, u := range us {
+		if pl.fitsAt(u.rep, j, k, t) {
+			if cnt += u.n; cnt >= need {
+				return cnt
 			}
 		}
 	}

@@ -50,6 +50,9 @@ type node struct {
 	// savedAt is the pass (cluster.pass) whose journal holds this node's
 	// state from before the pass changed it.
 	savedAt uint32
+	group   int32 // its group (group.go), -1: none
+	loose   bool  // in its class's loose list (group.go)
+	gdirty  bool  // queued for regrouping
 }
 
 // class groups nodes of one static shape: same features, capacity, GPU
@@ -124,21 +127,38 @@ type cluster struct {
 
 	// The kept state's undo journal (state.go): what a pass changed, to be
 	// put back when it is over.
-	pass      uint32      // number of the current pass, for node.savedAt
-	journal   bool        // record nodes before commit changes them
-	saved     []savedNode // nodes as they were before this pass changed them
-	savedCPU  []uint64    // backing store of savedNode.freeCPU
-	baseRun   int         // len(c.running) before the pass
-	cplessPre []int       // per class, cpuless before the pass
-	excl      []exclLink  // fast-path bookings, chained per node (excl.go)
-	exclG     []exclRes   // their gangs
+	pass       uint32      // number of the current pass, for node.savedAt
+	journal    bool        // record nodes before commit changes them
+	saved      []savedNode // nodes as they were before this pass changed them
+	savedCPU   []uint64    // backing store of savedNode.freeCPU
+	restoreBuf []int32     // endPass's scratch
+	baseRun    int         // len(c.running) before the pass
+	cplessPre  []int       // per class, cpuless before the pass
+	excl       []exclLink  // fast-path bookings, chained per node (excl.go)
+	exclG      []exclRes   // their gangs
 
 	buckets       []bucket
 	bucketOf      map[stateKey]int32
 	reservedNodes []int32 // Up nodes holding a reservation, ascending
 	reservedFree  []int32 // those with a cpu or GPU free now, ascending
 	dirtyBuckets  []int32 // indexMany's, unindexMany's scratch
-	mergeScratch  []int32 // mergeAdded's
+
+	// Groups of interchangeable nodes for reservations (group.go).
+	grouped      bool // built
+	groups       []group
+	groupOf      map[string]int32
+	classGroups  [][]int32 // per class, its groups (some maybe emptied)
+	loose        [][]int32 // per class, Up nodes kept out of groups, ascending
+	gdirty       []int32   // nodes to regroup
+	sigBuf       []byte
+	sigOut       []byte
+	sigRecs      [][2]int
+	touchStamp   uint32
+	touchCount   int
+	unitBuf      []unit
+	aggUnits     []unit
+	mergeScratch []int32 // mergeAdded's
+	deferIndex   bool    // commit leaves the index to its caller (a gang's start)
 }
 
 // newCluster builds the working state from a snapshot: nodes sorted by name

@@ -52,20 +52,26 @@ func (c *cluster) save(ni int32) {
 // built for itself alone (bookings, aggregate profiles, interval indexes,
 // kinds and their failure memos).
 func (c *cluster) endPass() {
+	// Out of the index all at once, back all at once, in name order:
+	// linear in the nodes, however many one gang took.
+	nis := c.restoreBuf[:0]
+	for i := range c.saved {
+		nis = append(nis, c.saved[i].node)
+	}
+	slices.Sort(nis)
+	c.unindexMany(nis)
 	for i := range c.saved {
 		sv := &c.saved[i]
 		ni := sv.node
-		c.unindex(ni)
 		n := &c.nodes[ni]
 		copy(n.freeCPU, c.savedCPU[sv.cpuOff:sv.cpuOff+len(n.freeCPU)])
 		n.nFreeCPU, n.freeMem, n.freeGPU = sv.nFreeCPU, sv.freeMem, sv.freeGPU
 		n.share, n.nShared, n.busy = sv.share, sv.nShared, sv.busy
 		n.allocs = n.allocs[:sv.nallocs]
 		n.reserved, n.excl = false, 0
-		if n.state == NodeUp {
-			c.index(ni)
-		}
 	}
+	c.indexMany(c.upOnly(nis))
+	c.restoreBuf = nis[:0]
 	c.saved, c.savedCPU = c.saved[:0], c.savedCPU[:0]
 	clear(c.running[c.baseRun:])
 	c.running = c.running[:c.baseRun]

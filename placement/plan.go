@@ -19,6 +19,9 @@ func Plan(s Snapshot, now time.Time, p Policy) Decisions {
 func planWith(s Snapshot, now time.Time, p Policy, busyWords int) Decisions {
 	c := newCluster(s, now, newProfile(p))
 	c.busyWords = busyWords
+	// The journal also tells which nodes the pass booked on (group.go);
+	// the cluster is dropped after, so nothing is put back.
+	c.beginPass()
 	return c.plan(s.Pending, s.Running, now, p)
 }
 
@@ -274,6 +277,17 @@ func (pl *planner) start(j *Job, k *kind, cands []candidate) {
 	c := pl.c
 	end := c.endOf(j, c.now)
 	st := Start{JobID: j.ID, Nodes: make([]NodeAlloc, 0, len(cands))}
+	// A gang leaves the index at once and joins it at once (index.go):
+	// node by node, thousands of nodes cost quadratic time.
+	var gang []int32
+	if len(cands) > 1 {
+		gang = pl.picked[:0]
+		for _, cd := range cands {
+			gang = append(gang, cd.node)
+		}
+		c.unindexMany(gang)
+		c.deferIndex = true
+	}
 	for _, cd := range cands {
 		n := &c.nodes[cd.node]
 		a := n.availNow()
@@ -285,6 +299,12 @@ func (pl *planner) start(j *Job, k *kind, cands []candidate) {
 			na.GPUShare = float64(sh) / 100
 		}
 		st.Nodes = append(st.Nodes, na)
+	}
+	if gang != nil {
+		c.deferIndex = false
+		slices.Sort(gang)
+		c.indexMany(gang)
+		pl.picked = gang
 	}
 	slices.SortFunc(st.Nodes, func(a, b NodeAlloc) int { return cmp.Compare(a.Node, b.Node) })
 	pl.d.Starts = append(pl.d.Starts, st)
@@ -312,7 +332,7 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	n := &c.nodes[ni]
 	// A further reservation on a reserved node changes neither its free-now
 	// state nor its place in the index (conservative books thousands).
-	reindex := now || !n.reserved
+	reindex := (now || !n.reserved) && !c.deferIndex
 	if reindex {
 		c.unindex(ni)
 	}

@@ -99,6 +99,9 @@ func (s *State) Start(r Running) {
 		touched := c.nodesOf(&r, s.touched[:0])
 		c.unindexMany(touched)
 		m.allocs = c.addRunning(&r, m.end, &prev, nil)
+		for _, ni := range touched {
+			c.markDirty(ni)
+		}
 		c.indexMany(c.upOnly(touched))
 		s.touched = touched[:0]
 	}
@@ -121,6 +124,9 @@ func (s *State) End(jobID uint64) bool {
 		c.unindexMany(touched)
 		for _, ai := range s.meta[i].allocs {
 			c.releaseAlloc(ai)
+		}
+		for _, ni := range touched {
+			c.markDirty(ni)
 		}
 		c.indexMany(c.upOnly(touched))
 		s.touched = touched[:0]
@@ -179,6 +185,7 @@ func (s *State) SetNode(n Node) {
 		cl.live--
 	}
 	nd.state = n.State
+	c.markDirty(int32(ni))
 	if nd.state != NodeDown {
 		cl.live++
 	}
@@ -262,6 +269,7 @@ func (s *State) markLate(now int64) {
 func (s *State) setEnd(m *runMeta, end int64) {
 	for _, ai := range m.allocs {
 		s.c.running[ai].end = end
+		s.c.markDirty(s.c.running[ai].node)
 	}
 }
 
