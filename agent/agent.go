@@ -135,6 +135,9 @@ func (l *Local) watch(id, attempt uint64, h *exec.Handle) {
 	l.mu.Lock()
 	l.handles[id] = h
 	l.mu.Unlock()
+	if attempt == 0 {
+		l.trackAdopted(id, h) // adopted after a restart: measured from now on
+	}
 	go func() {
 		o, err := h.Wait(l.ctx)
 		gpus := l.gpuUse.Finish(id)

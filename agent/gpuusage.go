@@ -11,6 +11,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/exec"
 )
 
 // DefaultGPUSampleInterval is how often a node's agent samples the GPU
@@ -57,9 +58,10 @@ type GPUSampler struct {
 
 // gpuJob is one run being measured.
 type gpuJob struct {
-	pid    func() int // the job's main process (0 until it started)
-	shared bool
-	acc    map[int]*gpuAcc // by GPU index
+	pid     func() int // the job's main process (0 until it started)
+	shared  bool
+	partial bool            // tracked from its adoption, not its start
+	acc     map[int]*gpuAcc // by GPU index
 }
 
 // gpuAcc sums one GPU's samples for one run.
@@ -151,11 +153,32 @@ func (s *GPUSampler) Track(id uint64, gpus []int, shared bool, pid func() int) {
 	if s.devs == nil {
 		return
 	}
+	s.jobs[id] = newGPUJob(gpus, shared, pid)
+}
+
+// TrackAdopted is Track for a run this agent adopted after a restart: its
+// samples so far were lost with the previous agent, so its figures are
+// marked partial. A run already tracked is left as it is.
+func (s *GPUSampler) TrackAdopted(id uint64, gpus []int, shared bool, pid func() int) {
+	if s == nil || len(gpus) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.devs == nil || s.jobs[id] != nil {
+		return
+	}
+	j := newGPUJob(gpus, shared, pid)
+	j.partial = true
+	s.jobs[id] = j
+}
+
+func newGPUJob(gpus []int, shared bool, pid func() int) *gpuJob {
 	j := &gpuJob{pid: pid, shared: shared, acc: map[int]*gpuAcc{}}
 	for _, g := range gpus {
 		j.acc[g] = &gpuAcc{}
 	}
-	s.jobs[id] = j
+	return j
 }
 
 // Finish stops measuring job id and returns its run's figures, one per
@@ -177,7 +200,7 @@ func (s *GPUSampler) Finish(id uint64) []api.GPUUsage {
 	for _, idx := range slices.Sorted(maps.Keys(j.acc)) {
 		a := j.acc[idx]
 		g := api.GPUUsage{Node: s.node, Index: idx, UUID: s.uuids[idx], Shared: j.shared, Memory: s.memory[idx],
-			PeakMemory: a.peak, Samples: a.samples}
+			PeakMemory: a.peak, Samples: a.samples, Partial: j.partial}
 		if a.utilN > 0 {
 			u := min(max(a.utilSum/float64(a.utilN), 0), 100)
 			g.Utilization = &u
@@ -341,7 +364,20 @@ func (a *gpuAcc) add(util *float64, used *int64) {
 	}
 }
 
-// SetGPUSampler makes l measure the GPUs of the jobs it launches from now
-// on; call it before any launch. A job adopted after an agent restart is
-// not measured (its GPUs and earlier samples are not known to this agent).
+// SetGPUSampler makes l measure the GPUs of the jobs it launches or
+// adopts from now on; call it before any launch or adoption.
 func (l *Local) SetGPUSampler(s *GPUSampler) { l.gpuUse = s }
+
+// trackAdopted goes on measuring the GPUs of a job adopted after a
+// restart, as the job's record names them; its earlier samples are lost.
+func (l *Local) trackAdopted(id uint64, h *exec.Handle) {
+	if !l.gpuUse.Measuring() {
+		return
+	}
+	gpus, share, err := h.GPUs()
+	if err != nil {
+		l.log.Warn("GPU usage of an adopted job: not measured", "job", id, "err", err)
+		return
+	}
+	l.gpuUse.TrackAdopted(id, gpus, share > 0, h.PID)
+}

@@ -333,3 +333,28 @@ func TestGPUSamplerWhileJobsComeAndGo(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUSamplerAdoptedRun: a run adopted after an agent restart is
+// measured from then on and its figures say they are partial; adopting a
+// run already tracked (launched by this agent) changes nothing.
+func TestGPUSamplerAdoptedRun(t *testing.T) {
+	srv := dgxa100.New()
+	for _, d := range srv.Devices {
+		d.(*dgxa100.Device).GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+			return nvml.Utilization{Gpu: 60}, nvml.SUCCESS
+		}
+	}
+	s := startMockSampler(t, srv)
+	s.TrackAdopted(1, []int{3}, false, func() int { return 0 })
+	s.Track(2, []int{4}, false, func() int { return 0 })
+	s.Sample()
+	s.TrackAdopted(2, []int{4}, false, func() int { return 0 }) // must not reset job 2
+	s.Sample()
+	a, b := s.Finish(1), s.Finish(2)
+	if len(a) != 1 || !a[0].Partial || a[0].Samples != 2 || *a[0].Utilization != 60 {
+		t.Errorf("adopted run: %+v", a)
+	}
+	if len(b) != 1 || b[0].Partial || b[0].Samples != 2 {
+		t.Errorf("launched run adopted again: %+v", b)
+	}
+}

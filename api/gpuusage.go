@@ -9,8 +9,7 @@ import "fmt"
 // nil when no utilisation sample succeeded (e.g. per-process samples
 // unsupported on a shared GPU), PeakMemory is nil when no memory sample
 // did. A run without any GPUUsage was not measured at all (no NVML on
-// the node, or the run was adopted by a restarted agent that could not
-// sample its start).
+// the node).
 type GPUUsage struct {
 	Node  string `json:"node"`
 	Index int    `json:"index"` // NVML index on Node
@@ -28,6 +27,9 @@ type GPUUsage struct {
 	Memory     int64  `json:"memory,omitempty"`
 	// Samples is how many samples the figures come from.
 	Samples int `json:"samples"`
+	// Partial: sampling began only after the run had started (its agent
+	// restarted and adopted it), so the figures cover the rest of it.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // CheckGPUUsage bounds what an agent may report of a run's GPUs.
@@ -59,6 +61,8 @@ type GPUSummary struct {
 	Memory      int64    `json:"memory,omitempty"` // of the GPU that had the peak
 	GPUs        int      `json:"gpus"`             // GPU-runs measured
 	Samples     int      `json:"samples"`
+	// Partial: some run was measured only from its agent's restart on.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // SummarizeGPUUsage sums the GPU usage of runs; nil when none of them was
@@ -71,6 +75,7 @@ func SummarizeGPUUsage(runs []Run) *GPUSummary {
 		for _, g := range r.GPUUsage {
 			s.GPUs++
 			s.Samples += g.Samples
+			s.Partial = s.Partial || g.Partial
 			if g.Utilization != nil && g.Samples > 0 {
 				utilSum += *g.Utilization * float64(g.Samples)
 				utilN += g.Samples

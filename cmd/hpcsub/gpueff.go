@@ -23,6 +23,9 @@ func gpuEfficiencyLines(g *api.GPUSummary) (util, mem string) {
 	if g.Utilization != nil {
 		util = strconv.FormatFloat(*g.Utilization, 'f', 1, 64) + fmt.Sprintf("%% mean over %d samples of %d GPU-run(s)", g.Samples, g.GPUs)
 	}
+	if g.Partial {
+		util += " (partial: an agent restart lost earlier samples)"
+	}
 	if g.PeakMemory != nil {
 		mem = resources.FormatBytes(*g.PeakMemory) + " peak"
 		if g.Memory > 0 {
@@ -47,6 +50,9 @@ func gpuRunLine(g api.GPUUsage) string {
 	how := "whole GPU"
 	if g.Shared {
 		how = "own processes on a shared GPU"
+	}
+	if g.Partial {
+		how += ", from the agent's restart on"
 	}
 	return fmt.Sprintf("utilisation %s, memory peak %s, %d samples (%s)", util, mem, g.Samples, how)
 }
