@@ -340,6 +340,7 @@ func BenchmarkArchivedRSS(b *testing.B) {
 		b.ReportMetric(float64(st["VmRSS"])/(1<<20), "rss-MiB")
 		b.ReportMetric(float64(st["RssAnon"])/(1<<20), "anon-MiB")
 		b.ReportMetric(float64(st["RssFile"])/(1<<20), "file-MiB")
+		b.ReportMetric(float64(mappedRSS(b, c.cmd.Process.Pid, "hpc.db"))/(1<<20), "store-map-MiB")
 		c.stop()
 	}
 }

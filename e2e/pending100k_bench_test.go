@@ -81,6 +81,8 @@ func BenchmarkPendingRSS100k(b *testing.B) {
 		// hold, without the garbage the collector lets grow up to GOGC.
 		ms := memStats(b, c.sock)
 		b.ReportMetric(float64(ms["HeapAlloc"])/(1<<20), "live-MiB")
+		b.Logf("server heap after a GC (MiB): alloc %d, in use %d, idle %d, released %d, next GC %d, sys %d, stacks %d",
+			ms["HeapAlloc"]>>20, ms["HeapInuse"]>>20, ms["HeapIdle"]>>20, ms["HeapReleased"]>>20, ms["NextGC"]>>20, ms["Sys"]>>20, ms["StackSys"]>>20)
 		var walls []time.Duration
 		for k := 0; k < 3; k++ {
 			t := time.Now()
@@ -196,4 +198,28 @@ func saveProfile(b testing.TB, sock, path, file string) {
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// mappedRSS sums the resident kB of pid's mappings of files whose path
+// ends with suffix (/proc/PID/smaps), in bytes: e.g. the store's memory
+// map ("hpc.db") or the daemon's own binary ("/hpcd").
+func mappedRSS(b testing.TB, pid int, suffix string) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum int64
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = len(f) >= 6 && strings.HasSuffix(f[5], suffix)
+		case in && len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += kb << 10
+		}
+	}
+	return sum
 }

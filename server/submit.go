@@ -140,6 +140,9 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 		return api.SubmitResponse{}, err
 	}
 	now := time.Now()
+	// Every task's first transition, in one backing array for all of them
+	// (cap 1: a task's next transition reallocates its own).
+	tmpl.History = []api.Transition{{Time: now, State: api.StatePending, Reason: "submitted"}}
 	created := make([]*job, 0, n)
 	ids, err := s.store.CreateJobs(n, func(id uint64, i int) ([]byte, error) {
 		j := tmpl.instance(id, i, spec, now, s.cfg.CheckpointRoot)
@@ -276,8 +279,12 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time, ckptRoo
 		j.Error = resolveOutput(spec.Error, &j)
 	}
 	j.Submit = now
-	j.History = nil
-	j.to(api.StatePending, "submitted", now)
+	if h := t.History; len(h) == 1 && h[0].Time.Equal(now) && h[0].State == api.StatePending {
+		j.State, j.Reason, j.History = h[0].State, h[0].Reason, h[:1:1] // shared (Submit)
+	} else {
+		j.History = nil
+		j.to(api.StatePending, "submitted", now)
+	}
 	return &j
 }
 

@@ -82,6 +82,7 @@ func (s *Store) CreateJobs(n int, build func(id uint64, i int) ([]byte, error)) 
 			next = binary.BigEndian.Uint64(v)
 		}
 		jobs := tx.Bucket(bucketJobs)
+		jobs.FillPercent = appendFill
 		for i := 0; i < n; i++ {
 			id := next + uint64(i)
 			data, err := build(id, i)
@@ -178,3 +179,9 @@ func (s *Store) Blobs(fn func(key string, data []byte) error) error {
 		})
 	})
 }
+
+// appendFill is how full CreateJobs leaves the jobs bucket's pages when
+// it splits them. New ids always go at the end, so bbolt's default (0.5)
+// left every page of pending jobs half empty: twice the file, and twice
+// the memory map the server touches (its RSS) for the same jobs.
+const appendFill = 0.95
