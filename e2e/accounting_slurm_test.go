@@ -103,6 +103,42 @@ func TestAccountingAsSlurmUsersExpect(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "(arr[1])") || !strings.Contains(out, "COMPLETED") {
 		t.Errorf("eff of an array element: exit %d %s:\n%s", code, errOut, out)
 	}
+	// sprio -u / -A / -l: a job waiting for the running one's CPU.
+	pendID := c.submit(c.writeJob("pend.hcl", `job "pend" {
+  account  = "physics"
+  walltime = "1m"
+  resources { cpus = 2 }
+  task { script = "true" }
+}`))
+	defer c.hpcsub("cancel", fmt.Sprint(pendID))
+	c.waitState(pendID, 10*time.Second, api.StatePending)
+	for _, tt := range []struct {
+		args []string
+		want []uint64
+	}{
+		{nil, []uint64{pendID}},
+		{[]string{"-A", "physics"}, []uint64{pendID}},
+		{[]string{"-A", "bio"}, nil},
+		{[]string{"-u", "nobody"}, nil},
+	} {
+		out, errOut, code := c.hpcsub(append([]string{"priority", "--json"}, tt.args...)...)
+		var rep api.PriorityReport
+		if code != 0 {
+			t.Fatalf("priority %v: exit %d: %s", tt.args, code, errOut)
+		}
+		mustJSON(t, out, &rep)
+		var got []uint64
+		for _, j := range rep.Jobs {
+			got = append(got, j.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("priority %v: jobs %v, want %v", tt.args, got, tt.want)
+		}
+	}
+	if out, _, _ := c.hpcsub("priority", "-l"); !strings.Contains(out, "FS-FACTOR") || !strings.Contains(out, fmt.Sprint(pendID)) {
+		t.Errorf("priority -l:\n%s", out)
+	}
+
 	out, _, code = c.hpcsub("eff", fmt.Sprint(runID))
 	if code != 0 || !strings.Contains(out, "running for:") || strings.Contains(out, "efficiency:") || strings.Contains(out, "0B") {
 		t.Errorf("eff of a running job: exit %d:\n%s", code, out)

@@ -71,3 +71,37 @@ func TestJobHistoryRow(t *testing.T) {
 		t.Errorf("row %+v", r)
 	}
 }
+
+func TestFilterPriority(t *testing.T) {
+	rep := api.PriorityReport{
+		Jobs:     []api.JobPriority{{ID: 1, User: "ann", Account: "bio"}, {ID: 2, User: "bob", Account: "phys"}, {ID: 3, User: "ann", Account: "phys"}},
+		Accounts: []api.AccountShare{{Account: "bio"}, {Account: "phys"}},
+	}
+	tests := []struct {
+		user, account     string
+		wantJobs, wantAcc string
+	}{
+		{"", "", "[1 2 3]", "[bio phys]"},
+		{"ann", "", "[1 3]", "[bio phys]"},
+		{"", "phys", "[2 3]", "[phys]"},
+		{"bob", "bio", "[]", "[bio]"}, // the account asked for is still shown
+		{"carl", "", "[]", "[]"},
+	}
+	for _, tc := range tests {
+		got := filterPriority(rep, tc.user, tc.account)
+		var ids []uint64
+		for _, j := range got.Jobs {
+			ids = append(ids, j.ID)
+		}
+		var accs []string
+		for _, a := range got.Accounts {
+			accs = append(accs, a.Account)
+		}
+		if fmt.Sprint(ids) != tc.wantJobs || fmt.Sprint(accs) != tc.wantAcc {
+			t.Errorf("user %q account %q: jobs %v accounts %v, want %s %s", tc.user, tc.account, ids, accs, tc.wantJobs, tc.wantAcc)
+		}
+	}
+	if len(rep.Jobs) != 3 {
+		t.Errorf("filtering changed the report it was given: %+v", rep.Jobs)
+	}
+}

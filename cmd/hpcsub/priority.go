@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hpc-sched/hpc/api"
 )
 
 func priorityCommand(e *env) *cli.Command {
@@ -12,8 +14,13 @@ func priorityCommand(e *env) *cli.Command {
 		Name:      "priority",
 		Usage:     "show why pending jobs are in the order they are: priority, age and fair-share factors (like sprio)",
 		ArgsUsage: "[ID]",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}},
-		Action:    e.priority,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "only pending jobs of user `U` (sprio -u)"},
+			&cli.StringFlag{Name: "account", Aliases: []string{"A"}, Usage: "only pending jobs charged to account `A`"},
+			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "also show each factor's raw value in [0,1] (sprio -l)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		},
+		Action: e.priority,
 	}
 }
 
@@ -42,6 +49,7 @@ func (e *env) priority(c *cli.Context) error {
 		}
 		return explain(cl, err)
 	}
+	rep = filterPriority(rep, c.String("user"), c.String("account"))
 	if c.Bool("json") {
 		return writeJSON(e.stdout, rep)
 	}
@@ -51,11 +59,21 @@ func (e *env) priority(c *cli.Context) error {
 	num := func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 	tw := newTable(e.stdout)
 	// Each column is weight x factor, so the columns add up to TOTAL.
-	row(tw, "JOBID", "USER", "ACCOUNT", "TOTAL", "PRIORITY", "AGE", "FAIRSHARE")
+	long := c.Bool("long")
+	header := []string{"JOBID", "USER", "ACCOUNT", "TOTAL", "PRIORITY", "AGE", "FAIRSHARE"}
+	if long {
+		header = append(header, "JOB-PRIO", "PRIO-FACTOR", "AGE-FACTOR", "FS-FACTOR")
+	}
+	row(tw, header...)
+	raw := func(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
 	for _, j := range rep.Jobs {
 		f := j.Factors
-		row(tw, strconv.FormatUint(j.ID, 10), dashIfEmpty(j.User), dashIfEmpty(j.Account), num(f.Total),
-			num(w.Priority*f.Priority), num(w.Age*f.Age), num(w.FairShare*f.FairShare))
+		cols := []string{strconv.FormatUint(j.ID, 10), dashIfEmpty(j.User), dashIfEmpty(j.Account), num(f.Total),
+			num(w.Priority * f.Priority), num(w.Age * f.Age), num(w.FairShare * f.FairShare)}
+		if long {
+			cols = append(cols, strconv.Itoa(j.Priority), raw(f.Priority), raw(f.Age), raw(f.FairShare))
+		}
+		row(tw, cols...)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -71,4 +89,28 @@ func (e *env) priority(c *cli.Context) error {
 			strconv.FormatFloat(a.Usage/3600, 'f', 2, 64), strconv.FormatFloat(a.NormUsage, 'f', 3, 64), strconv.FormatFloat(a.FairShare, 'f', 3, 64))
 	}
 	return tw.Flush()
+}
+
+// filterPriority keeps the jobs of user and account (empty: any), and the
+// accounts of the jobs kept; with no filter it is rep as it is.
+func filterPriority(rep api.PriorityReport, user, account string) api.PriorityReport {
+	if user == "" && account == "" {
+		return rep
+	}
+	jobs := rep.Jobs[:0:0]
+	kept := map[string]bool{}
+	for _, j := range rep.Jobs {
+		if (user == "" || j.User == user) && (account == "" || j.Account == account) {
+			jobs = append(jobs, j)
+			kept[j.Account] = true
+		}
+	}
+	accounts := rep.Accounts[:0:0]
+	for _, a := range rep.Accounts {
+		if kept[a.Account] || a.Account == account {
+			accounts = append(accounts, a)
+		}
+	}
+	rep.Jobs, rep.Accounts = jobs, accounts
+	return rep
 }
