@@ -39,6 +39,7 @@ type kind struct {
 	compat  []uint64 // per class: GPU positions of the requested model and memory
 	anyFeat bool     // some class has every feature
 	fails   []failure
+	blocked []failure // blocked.go
 }
 
 // failure remembers a request of this kind that could not start in this

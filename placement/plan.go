@@ -142,6 +142,9 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 	if r, ok := k.failed(j, wall); memo && ok {
 		return nil, r
 	}
+	// Known not to fit around the reservations (blocked.go): only the
+	// reason is left to find, from the free-now state alone.
+	known := memo && k.blockedBy(j, wall)
 	cands := pl.cands[:0]
 	var best candidate
 	found := 0 // nodes that fit, counting every node of a fitting bucket
@@ -198,6 +201,9 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 		} else {
 			ignoringRes++
 		}
+		if known {
+			continue
+		}
 		if c.busyOver(ni, c.now, end, j) {
 			continue // availWindow would leave too few cpus: Resources
 		}
@@ -215,6 +221,9 @@ func (pl *planner) placeNow(j *Job, k *kind) ([]candidate, Reason) {
 		}
 		if memo {
 			k.remember(j, wall, reason)
+			if reason == ReasonReservation {
+				k.block(j, wall)
+			}
 		}
 		return nil, reason
 	}
