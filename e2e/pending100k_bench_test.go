@@ -81,6 +81,7 @@ func BenchmarkPendingRSS100k(b *testing.B) {
 		// hold, without the garbage the collector lets grow up to GOGC.
 		ms := memStats(b, c.sock)
 		b.ReportMetric(float64(ms["HeapAlloc"])/(1<<20), "live-MiB")
+		b.ReportMetric(float64(ms["GCCPUFraction"])/1e4, "gc-cpu-%")
 		b.Logf("server heap after a GC (MiB): alloc %d, in use %d, idle %d, released %d, next GC %d, sys %d, stacks %d",
 			ms["HeapAlloc"]>>20, ms["HeapInuse"]>>20, ms["HeapIdle"]>>20, ms["HeapReleased"]>>20, ms["NextGC"]>>20, ms["Sys"]>>20, ms["StackSys"]>>20)
 		var walls []time.Duration
@@ -167,6 +168,8 @@ func memStats(b testing.TB, sock string) map[string]int64 {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = "); ok {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 				out[k] = n
+			} else if f, err := strconv.ParseFloat(v, 64); err == nil {
+				out[k] = int64(f * 1e6) // fractions, in millionths
 			}
 		}
 	}

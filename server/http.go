@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,29 +193,17 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	var ids []uint64
-	var briefs []api.JobBrief
 	for _, j := range s.jobs {
-		if !match(j) {
-			continue
+		if match(j) {
+			ids = append(ids, j.ID)
 		}
-		if brief {
-			briefs = append(briefs, j.apiBrief())
-			continue
-		}
-		ids = append(ids, j.ID)
 	}
 	s.mu.Unlock()
+	slices.Sort(ids)
 	if brief {
-		slices.SortFunc(briefs, func(a, b api.JobBrief) int { return cmp.Compare(a.ID, b.ID) })
-		tsv := make([]byte, 0, 64+len(briefs)*96)
-		tsv = append(tsv, api.BriefColumns+"\n"...)
-		for _, b := range briefs {
-			tsv = b.AppendTSV(tsv)
-		}
-		writeJSON(w, http.StatusOK, api.JobList{TSV: string(tsv)})
+		s.writeBriefJSON(w, ids, match) // listjson.go
 		return
 	}
-	slices.Sort(ids)
 	writeJobsJSON(w, s.listedJobs(ids, match, func(j *job) api.Job {
 		aj := j.apiJob()
 		aj.History = nil // list stays small; `show` has the history

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hpc-sched/hpc/api"
@@ -72,5 +75,38 @@ func TestListedJobsChunks(t *testing.T) {
 		if n++; n == 3 {
 			break
 		}
+	}
+}
+
+// The streamed brief list is byte for byte what writeJSON of the whole
+// api.JobList sent, across chunks and with characters JSON escapes.
+func TestWriteBriefJSONSameBytes(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ids := h.submit(jobSrc("  array {\n    count = " + strconv.Itoa(listChunk+5) + "\n  }"))
+	ids = append(ids, h.submit(jobSrc(""))...)
+	all := func(*job) bool { return true }
+	tsv := []byte(api.BriefColumns + "\n")
+	h.srv.mu.Lock()
+	for _, id := range ids {
+		tsv = h.srv.jobs[id].apiBrief().AppendTSV(tsv)
+	}
+	h.srv.mu.Unlock()
+	want, got := httptest.NewRecorder(), httptest.NewRecorder()
+	writeJSON(want, http.StatusOK, api.JobList{TSV: string(tsv)})
+	h.srv.writeBriefJSON(got, ids, all)
+	if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+		t.Fatalf("streamed %d bytes, writeJSON %d:\n%.300s\n%.300s", got.Body.Len(), want.Body.Len(), got.Body, want.Body)
+	}
+	// Lines escaped one chunk at a time are the whole text escaped.
+	lines := []string{"a\t<b>&\"q\"\n", "\u2028ünï\\\n", "\x01\xff\n"}
+	var bw bytes.Buffer
+	w := bufio.NewWriter(&bw)
+	for _, l := range lines {
+		writeEscaped(w, []byte(l))
+	}
+	w.Flush()
+	whole, _ := json.Marshal(strings.Join(lines, ""))
+	if !bytes.Equal(bw.Bytes(), whole[1:len(whole)-1]) {
+		t.Fatalf("escaped by chunks %q, whole %q", bw.Bytes(), whole)
 	}
 }

@@ -103,6 +103,7 @@ func newLogger(level string) (*slog.Logger, error) {
 }
 
 func runDev(parent context.Context, o devOptions) error {
+	setServerGC() // memory.go
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err

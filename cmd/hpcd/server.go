@@ -121,6 +121,7 @@ func joinAddress(hostport string) string {
 }
 
 func runServer(parent context.Context, o serverOptions) error {
+	setServerGC() // memory.go
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
