@@ -70,7 +70,18 @@ func (j *job) lostRun(now time.Time) api.Run {
 	r := j.startRun(api.Outcome{State: api.StateNodeFail, End: now}, api.Usage{})
 	if !r.Start.IsZero() {
 		r.Usage.ElapsedSeconds = now.Sub(r.Start).Seconds()
-		r.Usage.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * r.Usage.ElapsedSeconds
+		r.Usage.GPUSeconds = j.gpuSeconds(r.Usage.ElapsedSeconds)
 	}
 	return r
+}
+
+// gpuSeconds is what a run of elapsed seconds is charged in GPU-seconds:
+// the GPUs it held on every node, a shared GPU at the job's share of it
+// (four jobs sharing one GPU for an hour use one GPU-hour between them).
+func (j *job) gpuSeconds(elapsed float64) float64 {
+	gpus := float64(j.GPUCount * len(j.Alloc))
+	if j.GPUShare > 0 && j.GPUShare < 1 {
+		gpus *= j.GPUShare
+	}
+	return gpus * elapsed
 }

@@ -126,3 +126,36 @@ func TestOutcomeWithBadGPUUsageIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A job sharing a GPU is charged its share of the GPU's time, not the
+// whole GPU's: four jobs at 0.25 for an hour make one GPU-hour.
+func TestSharedGPUChargedByShare(t *testing.T) {
+	tests := []struct {
+		name string
+		gpu  string
+		want float64 // GPU-seconds for 100 s
+	}{
+		{"whole GPU", "count = 1", 100},
+		{"two whole GPUs", "count = 2", 200},
+		{"a quarter of one", "share = 0.25", 25},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			if err := h.srv.AttachAgent(gpuNode("g1", 2), &fakeAgent{}); err != nil {
+				t.Fatal(err)
+			}
+			id := h.submit(jobSrc("  resources {\n    gpu {\n      " + tc.gpu + "\n    }\n  }"))[0]
+			h.schedule()
+			if st := h.state(id); st != api.StateRunning {
+				t.Fatalf("state %s", st)
+			}
+			h.srv.Report(api.Outcome{JobID: id, Node: "g1", State: api.StateCompleted, End: time.Now(),
+				Usage: api.Usage{ElapsedSeconds: 100}})
+			j := h.job(id)
+			if len(j.Runs) != 1 || j.Runs[0].Usage.GPUSeconds != tc.want || j.Usage.GPUSeconds != tc.want {
+				t.Errorf("GPU-seconds: run %+v, job %+v; want %v", j.Runs, j.Usage, tc.want)
+			}
+		})
+	}
+}

@@ -309,7 +309,7 @@ func (s *Server) applyOutcome(j *job, o api.Outcome) {
 		o.State, o.ExitCode, o.Signal = api.StateNodeFail, 0, ""
 	}
 	u := o.Usage
-	u.GPUSeconds = float64(j.GPUCount*len(j.Alloc)) * u.ElapsedSeconds
+	u.GPUSeconds = j.gpuSeconds(u.ElapsedSeconds)
 	j.Usage = &u
 	run := j.startRun(o, u)
 	code := o.ExitCode
