@@ -210,8 +210,14 @@ func (e *env) submitRequest(path string, vars map[string]string, opts submitOpts
 		}
 	}
 	// Checked here, as the submitting user: a missing directory is refused
-	// now rather than failing every task at start.
-	if err := checkPaths(spec, cwd, currentUser()); err != nil {
+	// now rather than failing every task at start. The user's name only
+	// matters to a %u pattern; looking it up costs a short-lived process
+	// the name service's files and sockets.
+	user := ""
+	if strings.Contains(spec.Output, "%u") || strings.Contains(spec.Error, "%u") {
+		user = currentUser()
+	}
+	if err := checkPaths(spec, cwd, user); err != nil {
 		return req, fmt.Errorf("%s: %w", path, err)
 	}
 	return req, nil
