@@ -46,6 +46,15 @@ type preemptState struct {
 	victims   []victim
 	victimsOn map[int32][]int // node -> indices into victims
 	nodes     []int32         // nodes with victims, in name order
+	// freeLeft counts the victims being stopped that no preemptor has
+	// claimed, minPaid the lowest priority of the others (not updated as
+	// they are claimed: only ever too low). When neither can serve a job,
+	// no node can, and preempt says so at once: with 1,000 cancelled jobs
+	// stopping and 100,000 pending, every pending job went through every
+	// node before (most of a pass's CPU).
+	freeLeft int
+	minPaid  int
+	anyPaid  bool
 }
 
 // victim is a running job that may be preempted, as the planner sees it.
@@ -78,12 +87,18 @@ func (pl *planner) collectVictims() {
 	}
 	ps.built = true
 	ps.victimsOn = map[int32][]int{}
+	ps.freeLeft, ps.anyPaid = 0, false
 	for ri := range ps.running {
 		r := &ps.running[ri]
 		if !r.Preemptible && !r.Stopping {
 			continue
 		}
 		v := victim{idx: ri, id: r.JobID, prio: r.Priority, free: r.Stopping}
+		if v.free {
+			ps.freeLeft++
+		} else if !ps.anyPaid || v.prio < ps.minPaid {
+			ps.minPaid, ps.anyPaid = v.prio, true
+		}
 		since := r.Since.UnixNano()
 		lost := 0.0
 		if !r.Since.IsZero() && since < pl.c.now {
@@ -124,6 +139,9 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 	if len(pl.pre.nodes) < need {
 		return false
 	}
+	if pl.pre.freeLeft == 0 && (!pl.pre.anyPaid || pl.pre.minPaid >= j.Priority) {
+		return false // cheapestOn would find nothing on any node
+	}
 	var best []nodeVictims
 	for _, ni := range pl.pre.nodes {
 		n := &pl.c.nodes[ni]
@@ -163,6 +181,9 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 			v := &pl.pre.victims[vi]
 			// Claimed: a later preemptor of this pass neither counts on
 			// these resources nor stops these jobs again.
+			if v.free && !v.taken {
+				pl.pre.freeLeft--
+			}
 			v.taken = true
 			if v.free || seen[vi] {
 				continue

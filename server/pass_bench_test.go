@@ -17,9 +17,20 @@ import (
 // waiting jobs' reasons) over HPC_BENCH_PENDING pending jobs (default
 // 100,000) on 1,000 8-CPU nodes that a long job each keeps busy, so that
 // nothing starts and every pass sees the whole queue, as in issue 7's
-// 1,000-node benchmark before its long jobs end. It reports the part of
-// the pass spent building the snapshot under the server's lock.
+// 1,000-node benchmark before its long jobs end ("busy"), and once they
+// have been cancelled and are being stopped ("stopping"). It reports the
+// part of the pass spent building the snapshot under the server's lock.
 func BenchmarkSchedulePass(b *testing.B) {
+	for _, stopping := range []bool{false, true} {
+		name := "busy"
+		if stopping {
+			name = "stopping"
+		}
+		b.Run(name, func(b *testing.B) { benchSchedulePass(b, stopping) })
+	}
+}
+
+func benchSchedulePass(b *testing.B, stopping bool) {
 	pending := 100_000
 	if v := os.Getenv("HPC_BENCH_PENDING"); v != "" {
 		var err error
@@ -45,16 +56,24 @@ func BenchmarkSchedulePass(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	submit := func(count int) {
+	submit := func(count int) []uint64 {
 		src := jobSrc(fmt.Sprintf("  resources { cpus = 8 }\n  array { count = %d }", count))
-		if _, err := s.Submit(Caller{}, api.SubmitRequest{Filename: filepath.Join(dir, "job.hcl"), Source: src, Cwd: dir}); err != nil {
+		resp, err := s.Submit(Caller{}, api.SubmitRequest{Filename: filepath.Join(dir, "job.hcl"), Source: src, Cwd: dir})
+		if err != nil {
 			b.Fatal(err)
 		}
+		return resp.IDs
 	}
-	submit(nodes) // one long job per node
+	long := submit(nodes) // one long job per node
 	ctx := context.Background()
 	s.scheduleOnce(ctx, time.Now())
 	s.launches.Wait()
+	if stopping {
+		// Cancelled, still running: the fake agents never end them.
+		if _, err := s.updateJobs(long, func(j *job) error { j.CancelRequested = true; return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for left := pending; left > 0; left -= 10_000 {
 		submit(min(left, 10_000))
 	}
