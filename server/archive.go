@@ -169,6 +169,7 @@ func (s *Server) archiveEnded(now time.Time) {
 			break
 		}
 		for _, j := range ended {
+			s.countStateLocked(s.jobs[j.ID], nil)
 			delete(s.jobs, j.ID)
 		}
 		s.shares.install(updated)

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/hpc-sched/hpc/api"
 )
@@ -46,4 +48,43 @@ func TestJobCountsMatchTheList(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &all) != nil || all.Counts[api.StateRunning] != 1 || all.Counts[api.StatePending] != 3 {
 		t.Errorf("all jobs: %d %s, want 1 RUNNING and 3 PENDING", code, body)
 	}
+}
+
+// TestStateCountsFollowEveryRecord: the kept counts equal a walk of the
+// live jobs after submits (one held), starts, an outcome, a cancel, the
+// archive sweep and a restart that loads the store.
+func TestStateCountsFollowEveryRecord(t *testing.T) {
+	h := newHarness(t, testConfig())
+	check := func(step string) {
+		t.Helper()
+		s := h.srv
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		want := map[stateKey]int{}
+		for _, j := range s.jobs {
+			want[stateKey{j.User, j.State}]++
+		}
+		if !reflect.DeepEqual(s.stateCounts, want) && !(len(want) == 0 && len(s.stateCounts) == 0) {
+			t.Errorf("%s: kept counts %v, the live jobs %v", step, s.stateCounts, want)
+		}
+	}
+	check("empty")
+	first := h.submit(jobSrc("  resources { cpus = 8 }"))[0]
+	h.submit(jobSrc("  resources { cpus = 8 }\n  array { count = 3 }"))
+	req := h.submitReq(jobSrc(""))
+	req.Overrides = &api.SubmitOverrides{Hold: true}
+	if _, err := h.client.Submit(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	check("submitted")
+	h.schedule()
+	check("one started")
+	h.report(first, api.StateCompleted, 0)
+	check("one ended")
+	h.schedule()
+	check("the next started")
+	h.srv.archiveEnded(time.Now())
+	check("archived")
+	h.restart(h.agent)
+	check("restarted")
 }

@@ -77,6 +77,7 @@ func queued(st api.JobState) bool {
 // (either may be nil); s.mu held. Every install of a job record goes
 // through it so the per-user counts stay exact without scanning.
 func (s *Server) countLocked(old, new *job) {
+	s.countStateLocked(old, new) // statecounts.go
 	if old != nil && queued(old.State) {
 		s.queuedBy[old.UID]--
 	}

@@ -117,6 +117,8 @@ type Server struct {
 	feasible  *feasibleMemo // placement.Feasible per job shape (feasible.go)
 	// nodeViews are the nodes as the placer sees them (nodeview.go).
 	nodeViews map[string]nodeView
+	// stateCounts counts the live jobs per user and state (statecounts.go).
+	stateCounts map[stateKey]int
 }
 
 // New loads every stored job and node. Jobs that were RUNNING stay so

@@ -162,6 +162,7 @@ func (s *Server) Submit(c Caller, req api.SubmitRequest) (api.SubmitResponse, er
 	s.mu.Lock()
 	for _, j := range created {
 		s.jobs[j.ID] = j // counted by reserveQueued
+		s.countStateLocked(nil, j)
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
