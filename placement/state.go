@@ -31,6 +31,11 @@ type State struct {
 	last   int64          // now of the last pass
 
 	touched []int32 // Start's scratch
+
+	// Sync's: the pass number each node name and job id was last given in.
+	syncSeq  uint64
+	nodeSeen map[string]uint64
+	runSeen  map[uint64]uint64
 }
 
 // runMeta is what the state keeps of a running job besides its Running.
@@ -50,9 +55,10 @@ func NewState(nodes []Node, running []Running) *State {
 			continue
 		}
 		s.nodeAt[n.Name] = len(s.nodes)
-		s.nodes = append(s.nodes, n)
+		s.nodes = append(s.nodes, cloneNode(n))
 	}
 	for _, r := range running {
+		r = cloneRunning(r)
 		if i, ok := s.byID[r.JobID]; ok {
 			s.runs[i] = r // replaced before the cluster is built
 			continue
@@ -87,6 +93,7 @@ func (s *State) rebuild() {
 // Start records a job that started (or is found running): its resources
 // are taken until its End. A job id already known is replaced.
 func (s *State) Start(r Running) {
+	r = cloneRunning(r)
 	if _, ok := s.byID[r.JobID]; ok {
 		s.End(r.JobID)
 	}
@@ -149,6 +156,7 @@ func (s *State) End(jobID uint64) bool {
 // alone (Up, Draining, Down) is a delta; any other change of its shape
 // rebuilds the state before the next pass, as hardware rarely changes.
 func (s *State) SetNode(n Node) {
+	n = cloneNode(n)
 	i, ok := s.nodeAt[n.Name]
 	if !ok {
 		s.nodeAt[n.Name] = len(s.nodes)
@@ -358,4 +366,107 @@ func (c *cluster) upOnly(nis []int32) []int32 {
 		}
 	}
 	return kept
+}
+
+// Sync brings the state to these nodes and running jobs by deltas, for a
+// caller that rebuilds its lists each pass rather than reporting events
+// (the daemon's scheduler): a node or job that is unchanged costs a
+// comparison, not a rebuild; changed ones go through SetNode, Start and
+// End, gone ones through RemoveNode and End. Order does not matter.
+func (s *State) Sync(nodes []Node, running []Running) {
+	s.syncSeq++
+	seq := s.syncSeq
+	if s.nodeSeen == nil {
+		s.nodeSeen = map[string]uint64{}
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if s.nodeSeen[n.Name] == seq {
+			continue // a duplicate name: the first counts
+		}
+		s.nodeSeen[n.Name] = seq
+		if j, ok := s.nodeAt[n.Name]; !ok || !sameShape(&s.nodes[j], n) {
+			s.SetNode(*n)
+		}
+	}
+	if len(s.nodeSeen) > len(s.nodes) {
+		for name, at := range s.nodeSeen {
+			if at != seq {
+				delete(s.nodeSeen, name)
+			}
+		}
+	}
+	for i := len(s.nodes) - 1; i >= 0; i-- {
+		if name := s.nodes[i].Name; s.nodeSeen[name] != seq {
+			s.RemoveNode(name)
+			delete(s.nodeSeen, name)
+		}
+	}
+	if s.runSeen == nil {
+		s.runSeen = map[uint64]uint64{}
+	}
+	for i := range running {
+		r := &running[i]
+		if s.runSeen[r.JobID] == seq {
+			continue // a duplicate id: the first counts
+		}
+		s.runSeen[r.JobID] = seq
+		if j, ok := s.byID[r.JobID]; !ok || !sameRunning(&s.runs[j], r) {
+			s.Start(*r)
+		}
+	}
+	for i := len(s.runs) - 1; i >= 0; i-- {
+		if id := s.runs[i].JobID; s.runSeen[id] != seq {
+			s.End(id)
+			delete(s.runSeen, id)
+		}
+	}
+	if len(s.runSeen) > 2*len(s.runs)+64 {
+		for id, at := range s.runSeen {
+			if at != seq {
+				delete(s.runSeen, id)
+			}
+		}
+	}
+}
+
+// sameRunning reports whether two records of a running job say the same.
+func sameRunning(a, b *Running) bool {
+	if a.JobID != b.JobID || !a.End.Equal(b.End) || a.Priority != b.Priority || a.Preemptible != b.Preemptible ||
+		!a.Since.Equal(b.Since) || a.Stopping != b.Stopping || len(a.Nodes) != len(b.Nodes) {
+		return false
+	}
+	for i := range a.Nodes {
+		x, y := &a.Nodes[i], &b.Nodes[i]
+		if x.Node != y.Node || x.Memory != y.Memory || x.GPUShare != y.GPUShare ||
+			!slices.Equal(x.CPUs, y.CPUs) || !slices.Equal(x.GPUs, y.GPUs) {
+			return false
+		}
+	}
+	return true
+}
+
+// cloneNode and cloneRunning copy what the state keeps, so that a caller
+// changing its own slices in place later cannot change the state behind
+// its back (Sync compares against these copies).
+func cloneNode(n Node) Node {
+	n.Features, n.CPUIDs, n.GPUs = slices.Clone(n.Features), slices.Clone(n.CPUIDs), slices.Clone(n.GPUs)
+	n.NUMA = slices.Clone(n.NUMA)
+	for i := range n.NUMA {
+		n.NUMA[i] = slices.Clone(n.NUMA[i])
+	}
+	n.Links = slices.Clone(n.Links)
+	for i := range n.Links {
+		n.Links[i] = slices.Clone(n.Links[i])
+	}
+	return n
+}
+
+func cloneRunning(r Running) Running {
+	r.Nodes = slices.Clone(r.Nodes)
+	for i := range r.Nodes {
+		a := &r.Nodes[i]
+		a.CPUs, a.GPUs = slices.Clone(a.CPUs), slices.Clone(a.GPUs)
+	}
+	return r
 }

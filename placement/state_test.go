@@ -81,7 +81,8 @@ func stateJob(r *rand.Rand, id uint64, now time.Time) Job {
 // disappearing, preemptible jobs) and checks after every event that its
 // Plan decides exactly what Plan decides on a snapshot of the same
 // cluster built from scratch, under every policy, and that a pass leaves
-// the state as it found it (a second pass decides the same again).
+// the state as it found it (a second pass decides the same again). A
+// second State kept by Sync from the whole lists must decide the same.
 func TestStateMatchesRebuild(t *testing.T) {
 	pols := append(slices.Clone(allPolicies), Policy{Depth: DepthEASY, Scorers: []Scorer{Packing{}}})
 	for seed := range uint64(45) {
@@ -99,6 +100,9 @@ func TestStateMatchesRebuild(t *testing.T) {
 			nodes = stateCluster(r, 8+r.IntN(25))
 		}
 		st := NewState(nodes, nil)
+		// synced is told the same cluster as whole lists each step, in
+		// shuffled order, as the daemon does (Sync).
+		synced := NewState(nil, nil)
 		now := t0
 		var pending []Job
 		nextID := uint64(1)
@@ -117,6 +121,13 @@ func TestStateMatchesRebuild(t *testing.T) {
 			want := Plan(snap, now, p)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("seed %d step %d policy %d: kept state and rebuild differ: %s", seed, step, (int(seed)+step)%len(pols), firstDiff(got, want))
+			}
+			sn, sr := slices.Clone(snap.Nodes), slices.Clone(snap.Running)
+			r.Shuffle(len(sn), func(a, b int) { sn[a], sn[b] = sn[b], sn[a] })
+			r.Shuffle(len(sr), func(a, b int) { sr[a], sr[b] = sr[b], sr[a] })
+			synced.Sync(sn, sr)
+			if viaSync := synced.Plan(pending, now, p); !reflect.DeepEqual(viaSync, want) {
+				t.Fatalf("seed %d step %d: state kept by Sync and rebuild differ: %s", seed, step, firstDiff(viaSync, want))
 			}
 			if again := st.Plan(pending, now, p); !reflect.DeepEqual(again, got) {
 				t.Fatalf("seed %d step %d: a second pass on the same state differs: %s", seed, step, firstDiff(again, got))
@@ -181,7 +192,7 @@ func stateNodeEvent(r *rand.Rand, st *State, nodes *[]Node) {
 	case 6:
 		if rs := st.Running(); len(rs) > 0 {
 			run := rs[r.IntN(len(rs))]
-			run.Stopping = true
+			run.Stopping, run.Preemptible = r.IntN(2) == 0, !run.Preemptible
 			run.Nodes = slices.Clone(run.Nodes)
 			st.Start(run) // replaces the job, as a status change
 		}

@@ -85,7 +85,7 @@ func (s *Server) scheduleOnce(ctx context.Context, now time.Time) {
 	if len(snap.Pending) == 0 {
 		return
 	}
-	dec := placement.Plan(snap, now, s.cfg.Policy)
+	dec := s.placer.plan(snap, now, s.cfg.Policy) // placer.go
 	planned := time.Now()
 	s.preempt(dec.Preemptions, now)
 

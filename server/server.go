@@ -76,6 +76,8 @@ type Server struct {
 	store *store.Store
 	log   *slog.Logger
 
+	placer keptPlacer // the placement state kept between passes (placer.go)
+
 	mu      sync.Mutex
 	jobs    map[uint64]*job
 	nodes   map[string]*node
