@@ -97,3 +97,47 @@ func TestQueueShapes(t *testing.T) {
 		}
 	}
 }
+
+// Running jobs count in the sample, one each, by what they hold on their
+// first node (a sharer by its share, any model); shapes under 1% of the
+// sample are dropped.
+func TestQueueShapesCountRunning(t *testing.T) {
+	pend := []Job{{PerNode: Request{CPUs: 8, Memory: gib, GPU: GPURequest{Count: 8, Model: "H100"}}}}
+	run := func(gpus int, share float64, nodes int) Running {
+		r := Running{}
+		for range nodes {
+			a := NodeAlloc{Node: "n", CPUs: []int{0, 1}, Memory: 2 * gib, GPUShare: share}
+			for g := range gpus {
+				a.GPUs = append(a.GPUs, g)
+			}
+			r.Nodes = append(r.Nodes, a)
+		}
+		return r
+	}
+	var running []Running
+	for range 99 {
+		running = append(running, run(1, 0.25, 1))
+	}
+	running = append(running, run(2, 0, 3), run(0, 0, 1), Running{})
+	// 101 GPU jobs: 99 sharers, the pending 8-GPU job and a 3-node
+	// 2-GPU gang (counted once); CPU-only and empty ones do not count.
+	// 1/101 is under 1%: the two rare shapes go, the sharers stay.
+	q := queueShapes(pend, running)
+	if len(q.GPUShapes) != 1 {
+		t.Fatalf("shapes %+v, want the sharers' only", q.GPUShapes)
+	}
+	if s := q.GPUShapes[0]; s.Count != 1 || s.Share != 25 || s.CPUs != 2 || s.Memory != 2*gib || s.Model != "" || s.Weight != 1 {
+		t.Errorf("shape %+v, want 1 GPU at share 25, 2 CPUs, 2 GiB, any model, weight 1", s)
+	}
+	// With 49 sharers the other two are 2% each and stay.
+	q = queueShapes(pend, append(running[:49:49], run(2, 0, 3)))
+	want := map[int]float64{1: 49.0 / 51, 8: 1.0 / 51, 2: 1.0 / 51}
+	if len(q.GPUShapes) != 3 {
+		t.Fatalf("shapes %+v, want 3", q.GPUShapes)
+	}
+	for _, s := range q.GPUShapes {
+		if math.Abs(s.Weight-want[s.Count]) > 1e-12 {
+			t.Errorf("shape %+v: weight %v, want %v", s, s.Weight, want[s.Count])
+		}
+	}
+}
