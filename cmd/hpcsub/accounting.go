@@ -320,7 +320,7 @@ func (e *env) eff(c *cli.Context) error {
 		noRunYet(kv, j, e.now())
 		return tw.Flush()
 	}
-	kv("cores", strconv.Itoa(ef.CPUs))
+	kv("cores", coresLine(ef.CPUs, j.Runs))
 	kv("cpu utilized", formatSeconds(ef.CPUSeconds))
 	kv("cpu efficiency", pct(ef.CPUEfficiency)+" of "+formatSeconds(ef.CoreWallSecs)+" core-walltime")
 	kv("memory utilized", resources.FormatBytes(ef.PeakMemory)+" (peak of any node and run)")

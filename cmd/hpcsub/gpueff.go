@@ -68,3 +68,18 @@ func noRunYet(kv func(k, v string), j api.Job, now time.Time) {
 	kv("cores", fmt.Sprintf("%d per node on %s", j.CPUs, dashIfEmpty(strings.Join(j.Nodes, ","))))
 	kv("running for", formatElapsed(elapsed(j, now))+" of "+dashIfEmpty(j.Walltime))
 }
+
+// coresLine is eff's cores: the most any run held, with seff's per-node
+// figure when the job spans nodes.
+func coresLine(cpus int, runs []api.Run) string {
+	nodes := 1
+	for _, r := range runs {
+		if r.CPUs == cpus {
+			nodes = max(len(r.Nodes), 1)
+		}
+	}
+	if nodes == 1 {
+		return strconv.Itoa(cpus)
+	}
+	return fmt.Sprintf("%d (%d per node on %d nodes)", cpus, cpus/nodes, nodes)
+}

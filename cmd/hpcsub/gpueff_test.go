@@ -86,3 +86,22 @@ func TestShowRunsListGPUUsage(t *testing.T) {
 		t.Errorf("GPU lines for a run without GPU figures:\n%s", out)
 	}
 }
+
+func TestCoresLine(t *testing.T) {
+	for _, tc := range []struct {
+		runs []api.Run
+		want string
+	}{
+		{[]api.Run{{CPUs: 4, Nodes: []string{"a"}}}, "4"},
+		{[]api.Run{{CPUs: 8, Nodes: []string{"a", "b"}}}, "8 (4 per node on 2 nodes)"},
+		{[]api.Run{{CPUs: 2, Nodes: []string{"a"}}, {CPUs: 6, Nodes: []string{"a", "b", "c"}}}, "6 (2 per node on 3 nodes)"},
+	} {
+		cpus := 0
+		for _, r := range tc.runs {
+			cpus = max(cpus, r.CPUs)
+		}
+		if got := coresLine(cpus, tc.runs); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.runs, got, tc.want)
+		}
+	}
+}
