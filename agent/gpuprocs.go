@@ -58,34 +58,44 @@ func (o *procOwners) of(pid int) (uint64, bool) {
 	if a, ok := o.seen[pid]; ok {
 		return a.id, a.ok
 	}
-	a := o.find(pid)
-	o.seen[pid] = a
-	return a.id, a.ok
-}
-
-func (o *procOwners) find(pid int) ownerAnswer {
 	if pid <= 0 {
-		return ownerAnswer{}
+		return 0, false
 	}
 	if len(o.byCgroup) > 0 {
 		if id, ok := o.byCgroup[o.t.cgroup(strconv.Itoa(pid))]; ok {
-			return ownerAnswer{id, true}
+			o.seen[pid] = ownerAnswer{id, true}
+			return id, true
 		}
 	}
-	p := pid
-	for range maxAncestry {
+	a := o.byDescent(pid)
+	return a.id, a.ok
+}
+
+// byDescent walks up from pid to a job's main process, and remembers the
+// answer for every process on the way: their siblings on the GPU share
+// most of the walk.
+func (o *procOwners) byDescent(pid int) ownerAnswer {
+	var path []int
+	var a ownerAnswer
+	for p := pid; p > 1 && len(path) < maxAncestry; p = o.t.ppid(p) {
 		if id, ok := o.byRoot[p]; ok {
-			return ownerAnswer{id, true}
-		}
-		if a, ok := o.seen[p]; ok && p != pid {
-			return a
-		}
-		p = o.t.ppid(p)
-		if p <= 1 {
+			a = ownerAnswer{id, true}
 			break
 		}
+		if known, ok := o.seen[p]; ok && p != pid {
+			a = known // every answer kept holds for descent too
+			break
+		}
+		path = append(path, p)
 	}
-	return ownerAnswer{}
+	for i, p := range path {
+		// An ancestor's own cgroup was not looked at: only a positive
+		// answer (or none to look at) is sure for it.
+		if a.ok || i == 0 || len(o.byCgroup) == 0 {
+			o.seen[p] = a
+		}
+	}
+	return a
 }
 
 // cgroup is the content of /proc/<pid>/cgroup ("" when unreadable): equal

@@ -245,7 +245,10 @@ func TestProcOwnersByCgroup(t *testing.T) {
 	proc("200", 50, agentCG)                                // job 2's main process: no cgroup of its own
 	proc("201", 200, agentCG)
 	proc("202", 201, agentCG)
-	proc("300", 1, agentCG) // nobody's
+	proc("400", 1, "12:memory:/hpc/job-1\n0::/hpc/job-1\n") // job 1's, daemonised
+	proc("401", 400, agentCG)                               // its child, moved out of job 1's cgroup
+	proc("203", 202, agentCG)                               // job 2's grandchild's child: answered from the walk before
+	proc("300", 1, agentCG)                                 // nobody's
 	proc("301", 1, "0::/hpc/job-9\n")
 	jobs := map[uint64]*gpuJob{
 		1: {pid: func() int { return 100 }},
@@ -257,7 +260,9 @@ func TestProcOwnersByCgroup(t *testing.T) {
 		pid  int
 		want uint64 // 0: nobody's
 	}{
-		{100, 1}, {101, 1}, {102, 1}, {200, 2}, {201, 2}, {202, 2}, {300, 0}, {301, 0}, {999, 0}, {0, 0},
+		// Asked in this order: 401's walk passes 400 without deciding it.
+		{100, 1}, {101, 1}, {102, 1}, {202, 2}, {201, 2}, {200, 2}, {203, 2}, {401, 0}, {400, 1},
+		{300, 0}, {301, 0}, {999, 0}, {0, 0},
 	}
 	for _, tc := range tests {
 		id, ok := o.of(tc.pid)
