@@ -14,7 +14,7 @@ import (
 // writeJSON encodes the whole value into one buffer first: for a list of
 // 100,000 jobs (~50 MB of JSON) that buffer, grown by doubling, more than
 // doubled the server's heap at its peak.
-func writeJobsJSON(w http.ResponseWriter, jobs iter.Seq[api.Job]) {
+func writeJobsJSON(w http.ResponseWriter, jobs iter.Seq[*api.Job]) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -25,7 +25,7 @@ func writeJobsJSON(w http.ResponseWriter, jobs iter.Seq[api.Job]) {
 			bw.WriteByte(',')
 		}
 		first = false
-		b, err := json.Marshal(&j)
+		b, err := json.Marshal(j)
 		if err != nil {
 			// Not reachable for api.Job (no channels, funcs or NaN
 			// floats); stop rather than send a broken array silently.
@@ -47,8 +47,8 @@ const listChunk = 256
 // pass waited) for all of it. A job that ended and left the live set, or
 // no longer matches the filters, between the id walk and its chunk is
 // left out, as a later list would.
-func (s *Server) listedJobs(ids []uint64, match func(*job) bool, show func(*job) api.Job) iter.Seq[api.Job] {
-	return func(yield func(api.Job) bool) {
+func (s *Server) listedJobs(ids []uint64, match func(*job) bool, show func(*job) api.Job) iter.Seq[*api.Job] {
+	return func(yield func(*api.Job) bool) {
 		buf := make([]api.Job, 0, min(len(ids), listChunk))
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), listChunk)]
@@ -61,8 +61,8 @@ func (s *Server) listedJobs(ids []uint64, match func(*job) bool, show func(*job)
 				}
 			}
 			s.mu.Unlock()
-			for _, aj := range buf {
-				if !yield(aj) {
+			for i := range buf {
+				if !yield(&buf[i]) { // valid until the next chunk
 					return
 				}
 			}

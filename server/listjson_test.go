@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -34,7 +35,7 @@ func TestWriteJobsJSONSameBytes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want, got := httptest.NewRecorder(), httptest.NewRecorder()
 			writeJSON(want, http.StatusOK, tc.jobs)
-			writeJobsJSON(got, slices.Values(tc.jobs))
+			writeJobsJSON(got, pointers(tc.jobs))
 			if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
 				t.Fatalf("streamed:\n%s\nwriteJSON:\n%s", got.Body, want.Body)
 			}
@@ -108,5 +109,16 @@ func TestWriteBriefJSONSameBytes(t *testing.T) {
 	whole, _ := json.Marshal(strings.Join(lines, ""))
 	if !bytes.Equal(bw.Bytes(), whole[1:len(whole)-1]) {
 		t.Fatalf("escaped by chunks %q, whole %q", bw.Bytes(), whole)
+	}
+}
+
+// pointers yields a pointer to each element of jobs.
+func pointers(jobs []api.Job) iter.Seq[*api.Job] {
+	return func(yield func(*api.Job) bool) {
+		for i := range jobs {
+			if !yield(&jobs[i]) {
+				return
+			}
+		}
 	}
 }
