@@ -55,6 +55,27 @@ type preemptState struct {
 	freeLeft int
 	minPaid  int
 	anyPaid  bool
+	// failed remembers, per request, the highest priority that found no
+	// victims: free resources only shrink during a pass and claims only
+	// add up, and a job of lower priority has fewer victims, so the same
+	// request at that priority or lower fails too, without a search.
+	failed map[preemptKey]int
+}
+
+// searchEveryPreemption turns off the shortcuts above (freeLeft, minPaid,
+// failed): TestPreemptShortcutsChangeNothing plans with and without them.
+var searchEveryPreemption = false
+
+// preemptKey is what cheapestOn reads of a job besides its priority.
+type preemptKey struct {
+	kind   *kind
+	cpus   int
+	mem    int64
+	gpus   int
+	nodes  int
+	nvlink bool
+	share  float64
+	wall   int64
 }
 
 // victim is a running job that may be preempted, as the planner sees it.
@@ -88,6 +109,7 @@ func (pl *planner) collectVictims() {
 	ps.built = true
 	ps.victimsOn = map[int32][]int{}
 	ps.freeLeft, ps.anyPaid = 0, false
+	ps.failed = map[preemptKey]int{}
 	for ri := range ps.running {
 		r := &ps.running[ri]
 		if !r.Preemptible && !r.Stopping {
@@ -139,8 +161,13 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 	if len(pl.pre.nodes) < need {
 		return false
 	}
-	if pl.pre.freeLeft == 0 && (!pl.pre.anyPaid || pl.pre.minPaid >= j.Priority) {
+	if !searchEveryPreemption && pl.pre.freeLeft == 0 && (!pl.pre.anyPaid || pl.pre.minPaid >= j.Priority) {
 		return false // cheapestOn would find nothing on any node
+	}
+	key := preemptKey{kind: k, cpus: j.PerNode.CPUs, mem: j.PerNode.Memory, gpus: j.PerNode.GPU.Count, nodes: need,
+		nvlink: j.PerNode.GPU.NVLink, share: j.PerNode.GPU.Share, wall: int64(j.Walltime)}
+	if p, ok := pl.pre.failed[key]; ok && j.Priority <= p && !searchEveryPreemption {
+		return false
 	}
 	var best []nodeVictims
 	for _, ni := range pl.pre.nodes {
@@ -153,6 +180,9 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 		}
 	}
 	if len(best) < need {
+		if p, ok := pl.pre.failed[key]; !ok || j.Priority > p {
+			pl.pre.failed[key] = j.Priority
+		}
 		return false
 	}
 	// Fewest victims, then least work lost (GPU, then CPU), then the

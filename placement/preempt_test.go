@@ -247,3 +247,52 @@ func checkNoPingPong(t *testing.T, s Snapshot, d Decisions, pr Preemption, p Pol
 		}
 	}
 }
+
+// TestPreemptShortcutsChangeNothing: the shortcuts that skip preemption
+// searches bound to fail (no victim left that could serve the job, the
+// same request failed earlier in the pass at a priority as high) give
+// exactly the decisions of the full search, over random queues full of
+// repeated requests with victims being stopped and victims to pay for.
+func TestPreemptShortcutsChangeNothing(t *testing.T) {
+	defer func() { searchEveryPreemption = false }()
+	preempting := 0
+	for seed := range uint64(40) {
+		s := randomPreemptSnapshot(seed)
+		r := rand.New(rand.NewPCG(seed, 13))
+		for i := range s.Running {
+			s.Running[i].Stopping = r.IntN(4) == 0
+		}
+		// Repeat every request at other priorities, as long queues do.
+		n := len(s.Pending)
+		for i := range n {
+			for k := range 3 {
+				c := s.Pending[i]
+				c.ID = uint64(10_000 + i*3 + k)
+				c.Priority = r.IntN(5) * 100
+				if k == 2 { // a smaller request of the same kind
+					c.PerNode.CPUs = max(1, c.PerNode.CPUs/2)
+					c.PerNode.Memory /= 2
+				}
+				s.Pending = append(s.Pending, c)
+			}
+		}
+		for _, p := range allPolicies {
+			searchEveryPreemption = true
+			want := Plan(s, t0, p)
+			searchEveryPreemption = false
+			got := Plan(s, t0, p)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d %+v: with shortcuts\n%+v\nwithout\n%+v", seed, p, got, want)
+			}
+			for _, w := range got.Waiting {
+				if w.Reason == ReasonPreempting {
+					preempting++
+				}
+			}
+		}
+	}
+	if preempting == 0 {
+		t.Fatal("no job waits for preemption in any case: the shortcuts were never exercised")
+	}
+	t.Logf("%d preempting jobs compared", preempting)
+}
