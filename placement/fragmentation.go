@@ -31,8 +31,8 @@ func (GPUFragmentation) Props() Props { return StateOnly | ShapeOnly | GPUJobsOn
 
 // Cost implements Scorer: fragmentation after minus before, in GPUs.
 func (GPUFragmentation) Cost(j *Job, n *NodeView, q *Queue) float64 {
-	if len(n.GPUs) == 0 || len(q.GPUShapes) == 0 {
-		return 0
+	if len(n.GPUs) == 0 || len(q.GPUShapes) == 0 || j.PerNode.GPU.Count == 0 {
+		return 0 // GPUJobsOnly: CPU-only jobs cost nothing
 	}
 	var okBuf [maxShapes]uint64
 	ok := shapeGPUs(q, n.GPUs, okBuf[:len(q.GPUShapes)])

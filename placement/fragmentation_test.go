@@ -37,6 +37,9 @@ func TestGPUFragmentationCost(t *testing.T) {
 		want    float64
 	}{
 		{"no pending GPU job", nil, gj(1, 0, ""), view(h100, 0xff, 1), 0},
+		// GPUJobsOnly: a CPU-only job taking all 64 CPUs would leave no
+		// room for the 8-GPU shape, yet costs nothing.
+		{"CPU-only job", []Job{gj(8, 0, "")}, Job{ID: 1, Nodes: 1, PerNode: Request{CPUs: 64, Memory: gib}}, view(h100, 0xff, 0), 0},
 		// 8 free: the 8-GPU shape fits (loses 0); after, 7 free: it loses all 7.
 		{"breaking a whole 8-GPU node", []Job{gj(8, 0, "")}, gj(1, 0, ""), view(h100, 0xff, 1), 7},
 		// The 8-GPU shape never fits a 4-GPU node: it loses 4, then 3.
