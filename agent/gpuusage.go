@@ -84,7 +84,13 @@ func StartGPUSampler(ctx context.Context, lib nvml.Interface, node string, inter
 	s := &GPUSampler{lib: lib, node: node, interval: interval, log: log, procs: procTable{root: "/proc"},
 		jobs: map[uint64]*gpuJob{}, lastTS: map[int]uint64{}}
 	if ret := lib.Init(); ret != nvml.SUCCESS {
-		log.Info("GPU usage: not measured (no NVML)", "err", ret)
+		// No driver is a CPU node (the inventory says so already); a
+		// driver that fails is a GPU node whose usage goes unmeasured.
+		level := slog.LevelWarn
+		if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "GPU usage: not measured (no NVML)", "err", ret)
 		return s
 	}
 	n, ret := lib.DeviceGetCount()
