@@ -44,7 +44,7 @@ func simulateCommand() *cli.Command {
 			&cli.BoolFlag{Name: "gpu-workload", Usage: "replay a generated mixed GPU/CPU workload on a heterogeneous cluster instead of a trace"},
 			&cli.StringFlag{Name: "policy", Value: "easy", Usage: "backfilling: fcfs, easy or conservative"},
 			&cli.IntFlag{Name: "depth", Usage: "conservative: reserve at most this many blocked jobs (0: all)"},
-			&cli.StringFlag{Name: "ranking", Value: "default", Usage: "node ranking: default, packing (default without GPU fragmentation), first-fit or best-fit (baselines)"},
+			&cli.StringFlag{Name: "ranking", Value: "default", Usage: "node ranking: default, packing (the ranking before GPU fragmentation: Packing with its spare-whole-nodes tier), first-fit or best-fit (baselines)"},
 			&cli.BoolFlag{Name: "first-fit", Usage: "same as --ranking first-fit"},
 			&cli.IntFlag{Name: "nodes", Usage: "machine size `N` for a trace (default from its header)"},
 			&cli.IntFlag{Name: "from", Usage: "first job `K` (0-based) of the usable sorted jobs"},
