@@ -188,6 +188,9 @@ type PriorityWeights struct {
 	FairShare float64 `json:"fair_share"`
 	AgeMax    string  `json:"age_max"`
 	HalfLife  string  `json:"half_life"` // of fair-share usage
+	// GPUBilling is what a GPU-second counts in CPU-seconds of fair-share
+	// usage (0: CPUs only).
+	GPUBilling float64 `json:"gpu_billing,omitempty"`
 }
 
 // PriorityReport answers GET /v1/priority: pending jobs in the order the

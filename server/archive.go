@@ -153,7 +153,7 @@ func (s *Server) archiveEnded(now time.Time) {
 			}
 			sum := summarize(j)
 			recs = append(recs, store.ArchiveRecord{ID: j.ID, End: *j.End, User: j.User, Account: j.Account, Summary: sum.encode(), Data: data})
-			charges[j.Account] += sum.Alloc
+			charges[j.Account] += sum.Alloc + s.shares.cfg.GPUWeight*sum.GPU
 		}
 		usage, updated := s.shares.charged(charges, now)
 		s.mu.Unlock()

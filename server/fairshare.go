@@ -23,6 +23,10 @@ type FairShare struct {
 	// DefaultShares, 0 meaning 1.
 	Shares        map[string]float64
 	DefaultShares float64
+	// GPUWeight is what one GPU-second counts in CPU-seconds of usage
+	// (Slurm's TRESBillingWeights GRES/gpu=); 0, Slurm's default, counts
+	// CPUs only.
+	GPUWeight float64
 }
 
 const usageKeyPrefix = "fairshare/"
@@ -139,7 +143,8 @@ func (s *Server) fairShareLocked(now time.Time, extra []string) map[string]accou
 		for _, a := range j.Alloc {
 			cpus += len(a.CPUs)
 		}
-		raw[j.Account] += float64(cpus) * max(0, now.Sub(*j.Start).Seconds())
+		held := max(0, now.Sub(*j.Start).Seconds())
+		raw[j.Account] += float64(cpus)*held + t.cfg.GPUWeight*j.gpuSeconds(held)
 	}
 	var totalUsage, totalShares float64
 	for a, u := range raw {

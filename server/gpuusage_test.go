@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +157,49 @@ func TestSharedGPUChargedByShare(t *testing.T) {
 			j := h.job(id)
 			if len(j.Runs) != 1 || j.Runs[0].Usage.GPUSeconds != tc.want || j.Usage.GPUSeconds != tc.want {
 				t.Errorf("GPU-seconds: run %+v, job %+v; want %v", j.Runs, j.Usage, tc.want)
+			}
+		})
+	}
+}
+
+// With a GPU weight, fair-share usage counts GPU-seconds as that many
+// CPU-seconds (Slurm's TRESBillingWeights GRES/gpu=), for running jobs as
+// they hold their GPUs and for ended ones as they are archived; without
+// one (Slurm's default) only CPUs count.
+func TestFairShareGPUWeight(t *testing.T) {
+	for _, weight := range []float64{0, 10} {
+		t.Run(fmt.Sprint("weight ", weight), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.FairShare = FairShare{HalfLife: 1000 * time.Hour, GPUWeight: weight}
+			h := newHarness(t, cfg)
+			if err := h.srv.AttachAgent(gpuNode("g1", 2), &fakeAgent{}); err != nil {
+				t.Fatal(err)
+			}
+			gpu := h.submit(jobSrc("  account = \"ml\"\n  resources {\n    gpu { count = 2 }\n  }"))[0]
+			cpu := h.submit(jobSrc("  account = \"sim\""))[0]
+			h.schedule()
+			start := *h.job(gpu).Start
+			h.srv.mu.Lock()
+			running := h.srv.fairShareLocked(start.Add(100*time.Second), nil)
+			h.srv.mu.Unlock()
+			// One CPU each; the GPU job's 2 GPUs count weight CPUs each.
+			if got, want := running["ml"].RawUsage, (1+2*weight)*100; math.Abs(got-want) > 1 {
+				t.Errorf("running GPU job's usage %v, want %v", got, want)
+			}
+			if got := running["sim"].RawUsage; math.Abs(got-100) > 1 {
+				t.Errorf("running CPU job's usage %v, want 100", got)
+			}
+			end := time.Now()
+			for _, id := range []uint64{gpu, cpu} {
+				h.srv.Report(api.Outcome{JobID: id, Node: h.job(id).Alloc[0].Node, State: api.StateCompleted, End: end,
+					Usage: api.Usage{ElapsedSeconds: 50}})
+			}
+			h.srv.archiveEnded(end)
+			h.srv.mu.Lock()
+			ml, sim := h.srv.shares.usage["ml"].Value, h.srv.shares.usage["sim"].Value
+			h.srv.mu.Unlock()
+			if math.Abs(ml-(1+2*weight)*50) > 1e-6 || math.Abs(sim-50) > 1e-6 {
+				t.Errorf("archived usage ml %v sim %v, want %v and 50", ml, sim, (1+2*weight)*50)
 			}
 		})
 	}

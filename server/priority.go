@@ -35,7 +35,7 @@ func (s *Server) handlePriority(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := api.PriorityReport{
 		Weights: api.PriorityWeights{Priority: wts.Priority, Age: wts.Age, FairShare: wts.FairShare,
-			AgeMax: age.String(), HalfLife: s.shares.cfg.HalfLife.String()},
+			AgeMax: age.String(), HalfLife: s.shares.cfg.HalfLife.String(), GPUBilling: s.shares.cfg.GPUWeight},
 		Jobs: []api.JobPriority{}, Accounts: []api.AccountShare{},
 	}
 	s.mu.Lock()

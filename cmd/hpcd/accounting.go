@@ -23,6 +23,7 @@ func accountingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "weight-age", Value: 168, Usage: "priority weight of waiting, full at --max-age"},
 		&cli.Float64Flag{Name: "weight-fairshare", Value: 1000, Usage: "priority weight of the account's fair-share factor"},
 		&cli.StringFlag{Name: "max-age", Value: "7d", Usage: "wait at which the age factor is full"},
+		&cli.Float64Flag{Name: "fairshare-gpu-weight", Usage: "what one GPU-second counts in CPU-seconds of fair-share usage (Slurm's TRESBillingWeights GRES/gpu=); 0 counts CPUs only"},
 	}
 }
 
@@ -78,7 +79,8 @@ func readAccountingFlags(c *cli.Context) (accountingOptions, error) {
 		}
 	}
 	o.weights.Priority, o.weights.Age, o.weights.FairShare = c.Float64("weight-priority"), c.Float64("weight-age"), c.Float64("weight-fairshare")
-	for name, w := range map[string]float64{"weight-priority": o.weights.Priority, "weight-age": o.weights.Age, "weight-fairshare": o.weights.FairShare} {
+	o.fairShare.GPUWeight = c.Float64("fairshare-gpu-weight")
+	for name, w := range map[string]float64{"weight-priority": o.weights.Priority, "weight-age": o.weights.Age, "weight-fairshare": o.weights.FairShare, "fairshare-gpu-weight": o.fairShare.GPUWeight} {
 		if w < 0 {
 			return bad(fmt.Errorf("--%s must be 0 or more", name))
 		}

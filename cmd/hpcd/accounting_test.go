@@ -15,7 +15,8 @@ func TestAccountingFlags(t *testing.T) {
 		check   func(o accountingOptions) bool
 	}{
 		{nil, "", func(o accountingOptions) bool {
-			return o.retention == 0 && o.fairShare.HalfLife == 7*24*time.Hour && o.weights.FairShare == 1000 && o.weights.AgeMax == 7*24*time.Hour
+			return o.retention == 0 && o.fairShare.HalfLife == 7*24*time.Hour && o.weights.FairShare == 1000 && o.weights.AgeMax == 7*24*time.Hour &&
+				o.fairShare.GPUWeight == 0
 		}},
 		{[]string{"--archive-retention", "90d", "--fairshare-half-life", "36h", "--shares", "phys=3, bio=1", "--weight-fairshare", "5000"}, "", func(o accountingOptions) bool {
 			return o.retention == 90*24*time.Hour && o.fairShare.HalfLife == 36*time.Hour &&
@@ -26,6 +27,8 @@ func TestAccountingFlags(t *testing.T) {
 		{[]string{"--shares", "phys"}, `--shares "phys"`, nil},
 		{[]string{"--shares", "phys=-1"}, `--shares "phys=-1"`, nil},
 		{[]string{"--weight-age", "-1"}, "--weight-age must be 0 or more", nil},
+		{[]string{"--fairshare-gpu-weight", "-2"}, "--fairshare-gpu-weight must be 0 or more", nil},
+		{[]string{"--fairshare-gpu-weight", "8"}, "", func(o accountingOptions) bool { return o.fairShare.GPUWeight == 8 }},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -54,8 +54,12 @@ func (e *env) priority(c *cli.Context) error {
 		return writeJSON(e.stdout, rep)
 	}
 	w := rep.Weights
-	fmt.Fprintf(e.stdout, "weights: priority %g, age %g (full at %s), fair-share %g (usage half-life %s)\n",
-		w.Priority, w.Age, w.AgeMax, w.FairShare, w.HalfLife)
+	gpu := ""
+	if w.GPUBilling > 0 {
+		gpu = fmt.Sprintf("; a GPU-hour counts %g CPU-hours", w.GPUBilling)
+	}
+	fmt.Fprintf(e.stdout, "weights: priority %g, age %g (full at %s), fair-share %g (usage half-life %s%s)\n",
+		w.Priority, w.Age, w.AgeMax, w.FairShare, w.HalfLife, gpu)
 	num := func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 	tw := newTable(e.stdout)
 	// Each column is weight x factor, so the columns add up to TOTAL.
