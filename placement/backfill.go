@@ -86,8 +86,10 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	}
 	end := c.endOf(j, t)
 	byIdle := pl.p.Depth == DepthEASY
-	cands := pl.rcands[:0]
-	for _, u := range us {
+	// One candidate per unit (group or node), cd.node its rep.
+	ucs, uix := pl.rcands[:0], pl.uix[:0]
+	total := 0
+	for ui, u := range us {
 		if !pl.fitsAt(u.rep, j, k, t) {
 			continue
 		}
@@ -100,15 +102,11 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 		if byIdle {
 			idle = c.idleBefore(u.rep, t, a.cpuMask, r.CPUs, cd.gpus)
 		}
-		// Only the first need of a group can be among the need best:
-		// its members rank alike and go by name.
-		c.eachMember(u, need, func(ni int32) {
-			cd.node = ni
-			cands = append(cands, rcand{cd, idle})
-		})
+		ucs, uix = append(ucs, rcand{cd, idle}), append(uix, int32(ui))
+		total += min(u.n, need)
 	}
-	pl.rcands = cands
-	if len(cands) < need {
+	pl.rcands, pl.uix = ucs, uix
+	if total < need {
 		pl.wait(j, reason, detailFor(reason)) // unreachable: countFit says they fit
 		return false
 	}
@@ -116,25 +114,39 @@ func (pl *planner) reserve(j *Job, k *kind, reason Reason) bool {
 	// recomputed every pass, and choosing by idle time (which shifts as
 	// jobs end) moves a job ahead onto nodes a later one was promised,
 	// breaking reservations on the lublin trace (TestReservationsHoldOnTrace).
-	best := bestReserve(cands, need, byIdle)
+	picks := pl.pickUnits(us, need, byIdle)
 	// The nodes leave the index at once and join the reserved list at
 	// once, in name order: a gang of thousands of nodes costs linear
 	// time, not quadratic.
 	picked := pl.picked[:0]
-	for _, rc := range best {
-		picked = append(picked, rc.cd.node)
+	for _, pk := range picks {
+		picked = append(picked, pk.node)
 	}
 	// Nodes are in name order (newCluster), so their indices sort as
 	// their names, without comparing strings.
 	slices.Sort(picked)
 	c.unindexMany(picked)
-	c.deferIndex = true
-	for _, rc := range best {
-		a := c.availWindow(rc.cd.node, t, end, c.scratchCPU(rc.cd.node))
-		c.commit(rc.cd.node, t, end, a.cpuMask, j.PerNode, rc.cd.gpus, false)
+	c.deferIndex, c.deferAgg = true, true
+	// A unit's members have the same window: it is computed once, and the
+	// aggregate profile takes the unit's bookings in one step.
+	slices.SortStableFunc(picks, func(a, b unitPick) int { return int(a.cand) - int(b.cand) })
+	for i := 0; i < len(picks); {
+		x := picks[i].cand
+		rep := ucs[x].cd.node
+		a := c.availWindow(rep, t, end, c.scratchCPU(rep))
+		h := i
+		for ; h < len(picks) && picks[h].cand == x; h++ {
+			c.commit(picks[h].node, t, end, a.cpuMask, j.PerNode, ucs[x].cd.gpus, false)
+		}
+		if cl := c.nodes[rep].class; c.agg != nil && c.agg[cl].built {
+			w := int64(h - i)
+			c.agg[cl].take(t, end, w*c.lastTaken, w*r.Memory, w*wholeGPUs(ucs[x].cd.gpus, shareOf(r)))
+		}
+		i = h
 	}
-	c.deferIndex = false
+	c.deferIndex, c.deferAgg = false, false
 	c.indexMany(picked)
+	pl.upicks = picks
 	names := make([]string, len(picked))
 	for i, ni := range picked {
 		names[i] = c.nodes[ni].name

@@ -145,6 +145,7 @@ type cluster struct {
 
 	// Groups of interchangeable nodes for reservations (group.go).
 	grouped      bool // built
+	noGroups     bool // tests: every node on its own, as before groups
 	groups       []group
 	groupOf      map[string]int32
 	classGroups  [][]int32 // per class, its groups (some maybe emptied)
@@ -159,6 +160,8 @@ type cluster struct {
 	aggUnits     []unit
 	mergeScratch []int32 // mergeAdded's
 	deferIndex   bool    // commit leaves the index to its caller (a gang's start)
+	deferAgg     bool    // commit leaves the aggregate profile to its caller (reserve)
+	lastTaken    int64   // cpus the last commit took
 }
 
 // newCluster builds the working state from a snapshot: nodes sorted by name

@@ -213,7 +213,7 @@ func (c *cluster) members(gi int32) []int32 {
 // other Up node. Without grouping, one unit per Up node.
 func (c *cluster) units(ci int32, grouped bool, dst []unit) []unit {
 	from := len(dst)
-	if !grouped {
+	if !grouped || c.noGroups {
 		for _, ni := range c.classes[ci].nodes {
 			if c.nodes[ni].state == NodeUp {
 				dst = append(dst, unit{rep: ni, g: -1, n: 1})
@@ -305,4 +305,45 @@ func (c *cluster) eachMember(u unit, max int, fn func(ni int32)) {
 		fn(ni)
 		k++
 	}
+}
+
+// unitPick is a node a reservation takes, with the unit candidate
+// (planner.rcands) it stands for.
+type unitPick struct {
+	node int32
+	cand int32
+}
+
+// pickUnits returns the need best nodes of the unit candidates in
+// pl.rcands (their units in pl.uix), in the order sortReserve puts all
+// their members: by rank, then by node. Members of a unit rank alike and
+// go by name, so only the first need of each can be among the best, and
+// only the units that rank alike need their members sorted together.
+func (pl *planner) pickUnits(us []unit, need int, byIdle bool) []unitPick {
+	c, ucs := pl.c, pl.rcands
+	order := pl.uorder[:0]
+	for i := range ucs {
+		order = append(order, int32(i))
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmpReserve(&ucs[a], &ucs[b], byIdle) })
+	pl.uorder = order
+	out := pl.upicks[:0]
+	for g := 0; g < len(order) && len(out) < need; {
+		h := g + 1
+		for h < len(order) && cmpRank(&ucs[order[g]], &ucs[order[h]], byIdle) == 0 {
+			h++
+		}
+		from, rem := len(out), need-len(out)
+		for _, x := range order[g:h] {
+			c.eachMember(us[pl.uix[x]], rem, func(ni int32) { out = append(out, unitPick{ni, x}) })
+		}
+		if h-g > 1 {
+			grp := out[from:]
+			slices.SortFunc(grp, func(a, b unitPick) int { return int(a.node) - int(b.node) })
+		}
+		out = out[:min(len(out), need)]
+		g = h
+	}
+	pl.upicks = out
+	return out
 }

@@ -59,6 +59,9 @@ type planner struct {
 	cands  []candidate // scratch
 	rcands []rcand     // scratch
 	picked []int32     // scratch
+	uix    []int32     // reserve's: unit of each rcands entry
+	uorder []int32     // pickUnits' scratch
+	upicks []unitPick  // pickUnits' scratch
 
 	// The last reservation detail built: reservations of one pass often
 	// share a start, and formatting the time is most of their cost.
@@ -369,7 +372,8 @@ func (c *cluster) commit(ni int32, start, end int64, cpuFree []uint64, req Reque
 	if c.ivBuilt != nil && c.ivBuilt[n.class] {
 		c.markNode(ni, start, end)
 	}
-	if c.agg != nil && c.agg[n.class].built {
+	c.lastTaken = int64(req.CPUs - left)
+	if c.agg != nil && c.agg[n.class].built && !c.deferAgg {
 		c.agg[n.class].take(start, end, int64(req.CPUs-left), req.Memory, wholeGPUs(gpus, sh))
 	}
 	if now {
