@@ -42,10 +42,16 @@ func TestShimKilledRequeues(t *testing.T) {
 		b, err := os.ReadFile(marker)
 		return err == nil && len(b) > 0
 	})
-	pidFile := filepath.Join(c.dataDir, "exec", fmt.Sprint(id), "shim.pid")
+	// The job's supervisor: its shim, or the node's spawner.
+	pidFiles := []string{filepath.Join(c.dataDir, "exec", fmt.Sprint(id), "shim.pid"), filepath.Join(c.dataDir, "exec", "spawner", "pid")}
 	waitFor(t, 10*time.Second, func() bool {
-		b, err := os.ReadFile(pidFile)
-		return err == nil && json.Unmarshal(b, &shim) == nil && shim.PID > 0
+		for _, pidFile := range pidFiles {
+			b, err := os.ReadFile(pidFile)
+			if err == nil && json.Unmarshal(b, &shim) == nil && shim.PID > 0 {
+				return true
+			}
+		}
+		return false
 	})
 	if err := syscall.Kill(shim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

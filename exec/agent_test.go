@@ -85,10 +85,7 @@ func TestAdoptAfterAgentKill(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "unwatched job's result", func() bool {
-		_, err := os.Stat(filepath.Join(te.jobDir(finished.JobID), resultFile))
-		return err == nil
-	})
+	waitFor(t, "unwatched job's result", func() bool { return outcomeOnDisk(te.Executor, finished.JobID) })
 
 	e2, err := New(te.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

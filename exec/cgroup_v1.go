@@ -63,6 +63,11 @@ func (d *v1Driver) path(jobID uint64) string {
 }
 
 func (d *v1Driver) create(jobID uint64, res *specs.LinuxResources) (jobGroup, error) {
+	return d.createAt(d.path(jobID), res)
+}
+
+// createAt makes the cgroup p (a job's, or a spawner's slot) with res.
+func (d *v1Driver) createAt(p string, res *specs.LinuxResources) (jobGroup, error) {
 	if res.Memory != nil && res.Memory.Swap != nil {
 		// Without swap accounting (swapaccount=0) memsw files are absent and
 		// writing them fails; the memory limit alone still holds.
@@ -74,7 +79,6 @@ func (d *v1Driver) create(jobID uint64, res *specs.LinuxResources) (jobGroup, er
 			res = &r
 		}
 	}
-	p := d.path(jobID)
 	cg, err := cgroup1.New(cgroup1.StaticPath(p), res, withJobHierarchy)
 	if err != nil {
 		// New may have created some hierarchies before failing.

@@ -279,7 +279,7 @@ func TestCgroupV1Limits(t *testing.T) {
 	}
 	defer h.Cancel("test over")
 	cg := func(ctrl, file string) string {
-		return strings.TrimSpace(readFile(t, fmt.Sprintf("/sys/fs/cgroup/%s/%s/job-%d/%s", ctrl, te.parent, s.JobID, file)))
+		return strings.TrimSpace(readFile(t, fmt.Sprintf("/sys/fs/cgroup/%s%s/%s", ctrl, procCgroup(t, h.PID(), ctrl), file)))
 	}
 	for _, c := range []struct{ ctrl, file, want string }{
 		{"cpu", "cpu.cfs_quota_us", "100000"}, {"cpu", "cpu.cfs_period_us", "100000"}, {"cpuset", "cpuset.cpus", "0"},

@@ -26,6 +26,7 @@ type Executor struct {
 	v2mount string
 	drv     driver
 	log     *slog.Logger
+	sp      *spawnClient // nil: every job gets a shim
 }
 
 // New checks the configuration, chooses the isolation mode (detected unless
@@ -73,6 +74,9 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	e.drv = drv
+	if cfg.Spawner && iso == IsolationV1 {
+		e.sp = newSpawnClient(e)
+	}
 	// 0711: a job's user must reach its own script (job.sh) inside, but
 	// nobody may list the jobs.
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
@@ -86,6 +90,9 @@ func New(cfg Config, log *slog.Logger) (*Executor, error) {
 // that daemons that come and go (tests) leave nothing behind. Running jobs
 // keep theirs, to be adopted by the next daemon.
 func (e *Executor) Close() {
+	if e.sp != nil {
+		e.sp.close()
+	}
 	e.drv.removeParent()
 }
 
@@ -116,6 +123,17 @@ func (e *Executor) Launch(ctx context.Context, s Spec) (h *Handle, err error) {
 		return nil, err
 	}
 	dir := e.jobDir(s.JobID)
+	if e.sp != nil && s.RestoreFrom == "" && s.CheckpointDir == "" {
+		if _, err := os.Stat(dir); err == nil {
+			return nil, fmt.Errorf("job %d: %w", s.JobID, ErrJobExists)
+		}
+		h, err := e.sp.launch(ctx, record{Spec: s, Isolation: e.iso, CgroupParent: e.cfg.CgroupParent, KillGrace: e.cfg.KillGrace, Created: time.Now()})
+		if err != nil {
+			return nil, err
+		}
+		e.log.Debug("job launched", "job", s.JobID, "pid", h.jobPID, "spawner", true)
+		return h, nil
+	}
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("job %d: %w", s.JobID, ErrJobExists)
@@ -301,6 +319,11 @@ func (e *Executor) Adopt(jobID uint64) (*Handle, error) {
 	var rec record
 	if err := readJSON(filepath.Join(dir, recordFile), &rec); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if _, derr := os.Stat(dir); errors.Is(derr, os.ErrNotExist) && e.sp != nil {
+				if j := e.sp.job(jobID); j != nil {
+					return &Handle{e: e, jobID: jobID, sj: j, jobPID: j.pid}, nil
+				}
+			}
 			return nil, fmt.Errorf("adopt job %d: %w", jobID, ErrUnknownJob)
 		}
 		return nil, fmt.Errorf("adopt job %d: %w", jobID, err)
@@ -335,6 +358,9 @@ func (e *Executor) Known() ([]uint64, error) {
 			ids = append(ids, id)
 		}
 	}
+	if e.sp != nil {
+		ids = append(ids, e.sp.known()...)
+	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
 }
@@ -344,6 +370,9 @@ func (e *Executor) Known() ([]uint64, error) {
 func (e *Executor) Release(jobID uint64) error {
 	dir := e.jobDir(jobID)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if e.sp != nil && e.sp.job(jobID) != nil {
+			return e.sp.release(jobID)
+		}
 		return nil // already released
 	}
 	if h, err := e.Adopt(jobID); err == nil && h.running() {

@@ -27,7 +27,7 @@ func fullDiskExecutor(t *testing.T) (te *testExec, fill, free func()) {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(state, syscall.MNT_DETACH) })
-	e, err := New(Config{StateDir: state, CgroupParent: base.parent, KillGrace: 300 * time.Millisecond, AllowRoot: true},
+	e, err := New(Config{StateDir: state, CgroupParent: base.parent, KillGrace: 300 * time.Millisecond, AllowRoot: true, Spawner: viaSpawner(t)},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ type Handle struct {
 	shim   procIdentity
 	jobPID int
 	done   chan struct{} // closed once the shim has exited
+	sj     *spawnedJob   // the spawner's job (no shim, no state directory)
 
 	mu      sync.Mutex
 	outcome *Outcome
@@ -52,6 +53,9 @@ func (h *Handle) PID() int {
 }
 
 func (h *Handle) pidLocked() int {
+	if h.sj != nil {
+		return h.jobPID
+	}
 	if h.jobPID == 0 { // Launch stopped waiting before the shim reported
 		var id procIdentity
 		if readJSON(filepath.Join(h.dir, jobPIDFile), &id) == nil {
@@ -62,8 +66,12 @@ func (h *Handle) pidLocked() int {
 }
 
 func (h *Handle) running() bool {
+	done := h.done
+	if h.sj != nil {
+		done = h.sj.done
+	}
 	select {
-	case <-h.done:
+	case <-done:
 		return false
 	default:
 		return true
@@ -74,6 +82,14 @@ func (h *Handle) running() bool {
 // died without writing one (killed, node trouble), the agent kills what is
 // left of the job and records the outcome itself.
 func (h *Handle) Wait(ctx context.Context) (Outcome, error) {
+	if h.sj != nil {
+		select {
+		case <-h.sj.done:
+			return *h.sj.o, nil
+		case <-ctx.Done():
+			return Outcome{}, fmt.Errorf("wait for job %d: %w", h.jobID, ctx.Err())
+		}
+	}
 	select {
 	case <-h.done:
 	case <-ctx.Done():
@@ -147,6 +163,15 @@ func (h *Handle) orphaned() (Outcome, error) {
 // shim in the fallback mode. The outcome is CANCELLED unless the job had
 // already ended. The request is recorded before anything is killed.
 func (h *Handle) Cancel(reason string) error {
+	if h.sj != nil {
+		if !h.running() {
+			return nil // already over: its outcome stands
+		}
+		if err := h.e.sp.cancel(h.jobID, reason); err != nil {
+			return fmt.Errorf("cancel job %d: %w", h.jobID, err)
+		}
+		return nil
+	}
 	if !h.running() {
 		if _, ok, _ := readResult(h.dir); ok {
 			return nil // already over: its outcome stands

@@ -193,7 +193,9 @@ func executable(p string) error {
 	if fi.IsDir() {
 		return fmt.Errorf("command %s is a directory", p)
 	}
-	if err := unix.Access(p, unix.X_OK); err != nil {
+	// AT_EACCESS: checked as the effective (file-system) identity, which
+	// the spawner's launching thread has set to the user's.
+	if err := unix.Faccessat2(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
 		return fmt.Errorf("command %s is not executable: %w", p, err)
 	}
 	return nil

@@ -31,6 +31,11 @@ func createLease(dir string) error {
 func (e *Executor) RenewLease(jobID uint64, at time.Time) error {
 	err := os.Chtimes(filepath.Join(e.jobDir(jobID), leaseFile), at, at)
 	if errors.Is(err, os.ErrNotExist) {
+		if e.sp != nil && e.sp.job(jobID) != nil {
+			if err := e.sp.renew(jobID, at); err != nil {
+				return fmt.Errorf("job %d: renew lease: %w", jobID, err)
+			}
+		}
 		return nil
 	}
 	if err != nil {

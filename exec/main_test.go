@@ -73,7 +73,8 @@ func newTestExecutor(t *testing.T, iso Isolation) *testExec {
 	requireRoot(t)
 	parent := fmt.Sprintf("hpc-test-%d-%d", os.Getpid(), parentSeq.Add(1))
 	root := worldDir(t, 0)
-	e, err := New(Config{StateDir: filepath.Join(root, "state"), CgroupParent: parent, Isolation: iso, KillGrace: 300 * time.Millisecond, AllowRoot: true},
+	e, err := New(Config{StateDir: filepath.Join(root, "state"), CgroupParent: parent, Isolation: iso, KillGrace: 300 * time.Millisecond, AllowRoot: true,
+		Spawner: viaSpawner(t)},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -92,6 +93,12 @@ func cleanupExecutor(t *testing.T, e *Executor, parent string) {
 		}
 		if err := e.Release(id); err != nil {
 			t.Errorf("cleanup: release job %d: %v", id, err)
+		}
+	}
+	e.Close() // a spawner removes its free slots
+	if e.sp != nil && t.Failed() {
+		if b, err := os.ReadFile(filepath.Join(e.sp.dir, spawnerLog)); err == nil && len(b) > 0 {
+			t.Logf("spawner log:\n%s", b)
 		}
 	}
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)

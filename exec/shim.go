@@ -16,7 +16,7 @@ import (
 )
 
 // shimEnv selects the role of a re-executed agent binary: "1" for the shim,
-// "init" for the init stage.
+// "init" for the init stage, "spawner" for the node's spawner.
 const shimEnv = "HPC_SHIM"
 
 // ShimMain must be called first thing in main() of any binary that may be
@@ -33,6 +33,12 @@ func ShimMain() bool {
 		os.Exit(runShim(os.Args[1]))
 	case "init":
 		os.Exit(runInit())
+	case "spawner":
+		if len(os.Args) < 2 {
+			fmt.Fprintln(os.Stderr, "hpc spawner: missing directory argument")
+			os.Exit(2)
+		}
+		os.Exit(runSpawner(os.Args[1]))
 	}
 	return false
 }

@@ -55,6 +55,13 @@ type Config struct {
 	// nil when the node has none: jobs cannot then be restored here.
 	CRIU *checkpoint.CRIU
 
+	// Spawner launches jobs through one long-lived spawner process per node
+	// (spawner.go) instead of a shim process per job, for the common case:
+	// cgroup v1 isolation and a job without checkpoints (a CRIU image holds
+	// the paths and cgroups of the shim's layout, and a restore needs the
+	// shim). The other jobs keep the shim.
+	Spawner bool
+
 	// PidsShare is the share of kernel.pid_max a job may use when its
 	// Spec sets no Pids; 0 = DefaultPidsShare.
 	PidsShare float64

@@ -52,6 +52,9 @@ func newNodeExecutor(ctx context.Context, log *slog.Logger, dataDir, isolation s
 		AllowRoot:    true,
 		ShimPath:     shimBeside(log),
 		PidsShare:    pidsShare,
+		// One spawner per node instead of a shim per job (the shim stays
+		// for restores and where the spawner cannot serve).
+		Spawner: true,
 	}
 	if isolation == "none" {
 		excfg.Isolation = exec.IsolationNone
