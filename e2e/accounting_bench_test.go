@@ -53,6 +53,40 @@ func cpuTicks(t testing.TB, pid int) (machine, proc float64) {
 	return machine, (ut + st) / hz
 }
 
+// treeCPU is the CPU time, in seconds, of process pid and of the children
+// it has reaped (utime, stime, cutime, cstime of /proc/PID/stat); 0 when
+// pid is gone. A job's CPU lands in its reaper's children's time: hpcd's
+// (through its shims) or the spawner's.
+func treeCPU(pid int) (self, children float64) {
+	const hz = 100
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(b)
+	pf := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var v [4]float64
+	for i := range v {
+		v[i], _ = strconv.ParseFloat(pf[11+i], 64)
+	}
+	return (v[0] + v[1]) / hz, (v[2] + v[3]) / hz
+}
+
+// spawnerPID is the pid of the node's spawner (0 when none runs).
+func spawnerPID(dataDir string) int {
+	var id struct {
+		PID int `json:"pid"`
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, "exec", "spawner", "pid"))
+	if err != nil || json.Unmarshal(b, &id) != nil {
+		return 0
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", id.PID)); err != nil {
+		return 0
+	}
+	return id.PID
+}
+
 // waitEnded waits until n jobs ended since t0, asking the server for a
 // count (usage sums, cheap) every 250 ms, then checks once, untimed by
 // the caller, that every one of them completed.
@@ -124,6 +158,9 @@ func BenchmarkArrayDrain(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now().Add(-time.Second)
 		m0, p0 := cpuTicks(b, c.cmd.Process.Pid)
+		_, hc0 := treeCPU(c.cmd.Process.Pid)
+		sp := spawnerPID(c.dataDir)
+		ss0, sc0 := treeCPU(sp)
 		start := time.Now()
 		resp, err := cl.Submit(ctx, req)
 		if err != nil {
@@ -136,6 +173,11 @@ func BenchmarkArrayDrain(b *testing.B) {
 		waitEnded(b, cl, t0, n, 30*time.Minute)
 		el := time.Since(start)
 		m1, p1 := cpuTicks(b, c.cmd.Process.Pid)
+		_, hc1 := treeCPU(c.cmd.Process.Pid)
+		if sp == 0 {
+			sp = spawnerPID(c.dataDir) // started by the first launch
+		}
+		ss1, sc1 := treeCPU(sp)
 		b.StopTimer()
 		checkCompleted(b, cl, t0)
 		b.StartTimer()
@@ -143,6 +185,12 @@ func BenchmarkArrayDrain(b *testing.B) {
 		b.ReportMetric(float64(submitted.Microseconds())/1000, "submit-ms")
 		b.ReportMetric((m1-m0)*1000/float64(n), "machine-cpu-ms/job")
 		b.ReportMetric((p1-p0)*1000/float64(n), "hpcd-cpu-ms/job")
+		// The launch path apart from the machine's other load: hpcd and
+		// what it reaped (shims, their jobs), the spawner and its jobs.
+		b.ReportMetric((hc1-hc0)*1000/float64(n), "hpcd-children-cpu-ms/job")
+		b.ReportMetric((ss1-ss0)*1000/float64(n), "spawner-cpu-ms/job")
+		b.ReportMetric((sc1-sc0)*1000/float64(n), "spawner-jobs-cpu-ms/job")
+		b.ReportMetric((p1-p0+hc1-hc0+ss1-ss0+sc1-sc0)*1000/float64(n), "tree-cpu-ms/job")
 	}
 }
 

@@ -123,7 +123,7 @@ func (c *spawnClient) start() error {
 		return fmt.Errorf("open spawner log: %w", err)
 	}
 	defer logf.Close()
-	cfg, _ := json.Marshal(spawnConfig{CgroupParent: c.e.cfg.CgroupParent, KillGrace: c.e.cfg.KillGrace})
+	cfg, _ := json.Marshal(spawnConfig{CgroupParent: c.e.cfg.CgroupParent, KillGrace: c.e.cfg.KillGrace, CPUProfile: os.Getenv("HPC_SPAWNER_CPUPROFILE")})
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return err

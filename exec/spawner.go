@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -55,6 +56,9 @@ const (
 type spawnConfig struct {
 	CgroupParent string        `json:"cgroup_parent"`
 	KillGrace    time.Duration `json:"kill_grace"`
+	// CPUProfile, when set (HPC_SPAWNER_CPUPROFILE in hpcd's environment),
+	// is where the spawner writes its CPU profile when it exits.
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 const spawnerCfgEnv = "HPC_SPAWNER_CONFIG"
@@ -125,6 +129,8 @@ type spawner struct {
 	jlines  int
 	outq    chan *sjob
 	idle    chan struct{}
+
+	stopProfile func() // ends the CPU profile (spawnConfig.CPUProfile)
 }
 
 type spawnClientConn struct {
@@ -205,6 +211,14 @@ func runSpawner(dir string) int {
 	go sp.reaper(sigc)
 	go sp.writer()
 	go sp.fence()
+	if cfg.CPUProfile != "" {
+		if f, err := os.Create(cfg.CPUProfile); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+				sp.stopProfile = sync.OnceFunc(pprof.StopCPUProfile)
+			}
+		}
+	}
 	fmt.Fprintln(status, "ok")
 	status.Close()
 	// An agent that started us and died before connecting leaves us idle.
@@ -436,6 +450,9 @@ func (sp *spawner) serve(c *net.UnixConn) {
 			sp.mu.Lock()
 			sp.pool.removeFree()
 			sp.mu.Unlock()
+			if sp.stopProfile != nil {
+				sp.stopProfile()
+			}
 			cl.send(spawnMsg{Seq: m.Seq})
 		default:
 			cl.send(spawnMsg{Seq: m.Seq, Err: "unknown op " + m.Op})
