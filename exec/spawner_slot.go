@@ -97,7 +97,7 @@ func (p *slotPool) get(res *specs.LinuxResources) (*slot, error) {
 			_ = sl.killAll()
 		}
 		if err := p.apply(sl, res); err != nil {
-			sl.remove()
+			_ = sl.remove()
 			continue
 		}
 		p.used[sl.n] = sl
@@ -129,16 +129,27 @@ func (p *slotPool) put(sl *slot) {
 		return
 	}
 	delete(p.used, sl.n)
-	if u, err := readInt(filepath.Join(sl.dir("memory"), "memory.usage_in_bytes")); err == nil && u > 0 {
+	if u, err := readInt(filepath.Join(sl.dir("memory"), "memory.usage_in_bytes")); err == nil && u > reclaimAbove {
 		_ = writeCg(filepath.Join(sl.dir("memory"), "memory.force_empty"), "0")
 	}
 	p.free = append(p.free, sl)
 }
 
+// reclaimAbove is how much memory a released slot may keep charged (page
+// cache of the last job's files) before it is reclaimed: a reclaim costs
+// more than the whole rest of a short job's launch, and a little leftover
+// only raises the next job's peak by as much.
+const reclaimAbove = 4 << 20
+
 // removeFree removes the free slots (the spawner stops, or the agent does).
+// A thread that launched a job may still be ending inside a slot: its
+// removal is retried a moment.
 func (p *slotPool) removeFree() {
+	deadline := time.Now().Add(2 * time.Second)
 	for _, sl := range p.free {
-		sl.remove()
+		for !sl.remove() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	p.free = nil
 }
@@ -323,10 +334,15 @@ func (sl *slot) killAll() error {
 	return (&v1Group{cg: cg, path: sl.rel}).killAll(os.Getpid())
 }
 
-func (sl *slot) remove() {
+// remove deletes the slot's directories; false when one is still busy.
+func (sl *slot) remove() bool {
+	ok := true
 	for _, d := range sl.dirs {
-		_ = unix.Rmdir(d)
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			ok = false
+		}
 	}
+	return ok
 }
 
 // taskDirs are the slot's directories, one per hierarchy.
