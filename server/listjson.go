@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"iter"
 	"net/http"
@@ -19,19 +20,23 @@ func writeJobsJSON(w http.ResponseWriter, jobs iter.Seq[*api.Job]) {
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteByte('[')
+	// One encoder and buffer for all elements (json.Marshal returned a
+	// fresh copy of each); Encode ends each with a newline, left out.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	first := true
 	for j := range jobs {
 		if !first {
 			bw.WriteByte(',')
 		}
 		first = false
-		b, err := json.Marshal(j)
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(j); err != nil {
 			// Not reachable for api.Job (no channels, funcs or NaN
 			// floats); stop rather than send a broken array silently.
 			return
 		}
-		bw.Write(b)
+		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
 	}
 	bw.WriteString("]\n")
 	bw.Flush()
