@@ -167,7 +167,7 @@ func BenchmarkPendingRSS(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for k := 0; k < 10000/16+1; k++ {
+				for k := 0; k < 10000/16; k++ { // 10,000: the default per-user queue limit
 					if _, err := cl.Submit(ctx, req); err != nil {
 						b.Error(err)
 						return
