@@ -30,7 +30,7 @@ const nvmlValueNotAvailable = ^uint64(0)
 
 // GPUSampler measures, for each running job that holds GPUs, their
 // utilisation and memory through NVML every interval, and gives each run
-// its figures when it ends (GPUUsage.Finish). A job holding whole GPUs is
+// its figures when it ends (Finish). A job holding whole GPUs is
 // measured per device; a job sharing a GPU with others by its own
 // processes (NVML's per-process utilisation samples and running compute
 // processes, matched to the job by cgroup or process tree). Without NVML
