@@ -201,7 +201,7 @@ func runSpawner(dir string) int {
 	}
 	sock := filepath.Join(dir, spawnerSock)
 	_ = os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	ln, err := listenPrivate(sock)
 	if err != nil {
 		return fail("listen", err)
 	}
@@ -390,6 +390,11 @@ func (sp *spawner) appendLocked(es ...journalEntry) error {
 }
 
 func (sp *spawner) serve(c *net.UnixConn) {
+	if err := peerAllowed(c); err != nil {
+		sp.log.Warn("refused a connection", "err", err)
+		c.Close()
+		return
+	}
 	cl := &spawnClientConn{c: c, w: bufio.NewWriter(c)}
 	sp.mu.Lock()
 	sp.clients[cl] = true
