@@ -175,20 +175,32 @@ func (c *cluster) unindexMany(nis []int32) {
 		b := &c.buckets[n.bucket]
 		if !b.dirty {
 			b.dirty = true
+			b.from = 0
 			dirty = append(dirty, n.bucket)
 		}
+		b.from++      // counts the nodes leaving
 		n.bucket = -2 // leaving its bucket
 	}
 	for _, bi := range dirty {
 		b := &c.buckets[bi]
 		b.dirty = false
-		kept := b.nodes[:0]
-		for _, ni := range b.nodes {
-			if c.nodes[ni].bucket != -2 {
-				kept = append(kept, ni)
-			}
+		k := b.from
+		prefix := true // the usual case: the gang took the lowest names
+		for _, ni := range b.nodes[:k] {
+			prefix = prefix && c.nodes[ni].bucket == -2
 		}
-		b.nodes = kept
+		switch {
+		case prefix:
+			b.nodes = b.nodes[k:]
+		default:
+			kept := b.nodes[:0]
+			for _, ni := range b.nodes {
+				if c.nodes[ni].bucket != -2 {
+					kept = append(kept, ni)
+				}
+			}
+			b.nodes = kept
+		}
 		if len(b.nodes) == 0 {
 			lv := &c.classes[b.key.class].levels[c.level(b.key)]
 			if i, found := slices.BinarySearchFunc(*lv, b.key, func(x int32, k stateKey) int { return cmpKey(c.buckets[x].key, k) }); found {
