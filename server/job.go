@@ -19,8 +19,10 @@ type job struct {
 	ID         uint64 `json:"id"`
 	ArrayJobID uint64 `json:"array_job_id,omitempty"`
 	ArrayIndex int    `json:"array_index"` // -1 when not an array task
-	Output     string `json:"output"`
-	Error      string `json:"error"`
+	// Output and Error are the expanded paths in records stored before
+	// the spec kept the patterns; empty in newer ones (outputPath).
+	Output string `json:"output"`
+	Error  string `json:"error"`
 	// CheckpointDir is where a job with a checkpoint block saves its state;
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`
@@ -142,8 +144,8 @@ func (j *job) apiJob() api.Job {
 		Nodes:       j.nodeNames(),
 		GPUs:        map[string][]int{},
 		Workdir:     j.Workdir,
-		Output:      j.Output,
-		Error:       j.Error,
+		Output:      j.outputPath(),
+		Error:       j.errorPath(),
 		SubmitTime:  j.Submit,
 		StartTime:   j.Start,
 		EndTime:     j.End,
@@ -190,8 +192,8 @@ func (j *job) assignment(a placement.NodeAlloc) api.Assignment {
 		Script:        j.Script,
 		Env:           env,
 		Workdir:       j.Workdir,
-		Stdout:        j.Output,
-		Stderr:        j.Error,
+		Stdout:        j.outputPath(),
+		Stderr:        j.errorPath(),
 		CPUs:          a.CPUs,
 		Memory:        a.Memory,
 		GPUs:          a.GPUs,

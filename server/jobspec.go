@@ -42,6 +42,12 @@ type jobSpec struct {
 	Env     map[string]string `json:"-"`
 	EnvKey  string            `json:"env_key,omitempty"`
 	Workdir string            `json:"workdir"`
+	// OutputPattern and ErrorPattern are the job file's output and error
+	// patterns, expanded per task when asked (job.outputPath) rather than
+	// kept as one more string per task; an empty ErrorPattern joins
+	// stderr to stdout, as sbatch does.
+	OutputPattern string `json:"output_pattern,omitempty"`
+	ErrorPattern  string `json:"error_pattern,omitempty"`
 
 	ArrayMaxRunning int `json:"array_max_running,omitempty"`
 	ArrayTaskCount  int `json:"array_task_count,omitempty"`
@@ -112,4 +118,26 @@ func (j *job) UnmarshalJSON(data []byte) error {
 		j.jobSpec = &jobSpec{}
 	}
 	return json.Unmarshal(data, (*plain)(j))
+}
+
+// outputPath is where the job's stdout goes: Output as stored by servers
+// that kept the expanded path in each record, else the spec's pattern
+// expanded for this job (its id, array id and index, name, user and
+// working directory never change, so neither does the path).
+func (j *job) outputPath() string {
+	if j.Output != "" {
+		return j.Output
+	}
+	return resolveOutput(j.OutputPattern, j)
+}
+
+// errorPath is where the job's stderr goes (see outputPath).
+func (j *job) errorPath() string {
+	switch {
+	case j.Error != "":
+		return j.Error
+	case j.Output != "" || j.ErrorPattern == "":
+		return j.outputPath()
+	}
+	return resolveOutput(j.ErrorPattern, j)
 }

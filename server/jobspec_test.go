@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/hpc-sched/hpc/api"
+	"github.com/hpc-sched/hpc/placement"
 )
 
 // The tasks of an array share one jobSpec, and so do jobs submitted alike
@@ -61,3 +64,45 @@ func TestJobSpecSharedAndCopiedOnUpdate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A task's output and error paths are its spec's patterns expanded for
+// it, the same before and after a restart, without a string per task in
+// memory; a record stored with the expanded paths keeps them.
+func TestOutputPathsFromPatterns(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ids := h.submit(jobSrc("  output = \"o-%A_%a.out\"\n  error = \"e-%j-%x.err\"\n  array {\n    count = 2\n  }"))
+	joined := h.submit(jobSrc(""))[0]
+	check := func(when string) {
+		t.Helper()
+		for k, id := range ids {
+			j := h.job(id)
+			wantOut := filepath.Join(h.cwd, fmt.Sprintf("o-%d_%d.out", ids[0], k))
+			wantErr := filepath.Join(h.cwd, fmt.Sprintf("e-%d-t.err", id))
+			if aj := j.apiJob(); aj.Output != wantOut || aj.Error != wantErr {
+				t.Errorf("%s: task %d shows output %q error %q, want %q %q", when, k, aj.Output, aj.Error, wantOut, wantErr)
+			}
+			if a := j.assignment(placement.NodeAlloc{Node: "n1"}); a.Stdout != wantOut || a.Stderr != wantErr {
+				t.Errorf("%s: task %d is launched with stdout %q stderr %q, want %q %q", when, k, a.Stdout, a.Stderr, wantOut, wantErr)
+			}
+			if j.Output != "" || j.Error != "" {
+				t.Errorf("%s: task %d keeps its own path strings %q %q", when, k, j.Output, j.Error)
+			}
+		}
+		want := filepath.Join(h.cwd, fmt.Sprintf("hpc-%d.out", joined))
+		if aj := ptr(h.job(joined)).apiJob(); aj.Output != want || aj.Error != want {
+			t.Errorf("%s: default output %q error %q, want both %q", when, aj.Output, aj.Error, want)
+		}
+	}
+	check("after submit")
+	h.restart(&fakeAgent{})
+	check("after a restart")
+
+	// A record as older servers stored it: the expanded paths, no patterns.
+	old := h.job(joined)
+	old.ownSpec()
+	old.OutputPattern, old.ErrorPattern = "", ""
+	old.Output, old.Error = "/elsewhere/out", "/elsewhere/err"
+	if aj := old.apiJob(); aj.Output != "/elsewhere/out" || aj.Error != "/elsewhere/err" {
+		t.Errorf("a stored path is not kept: output %q error %q", aj.Output, aj.Error)
+	}
+}

@@ -254,6 +254,7 @@ func (s *Server) jobTemplate(spec *jobs.Spec, who identity, req api.SubmitReques
 		j.ArrayTaskCount = spec.Array.Count
 	}
 	j.SubmitDir = req.Cwd
+	j.OutputPattern, j.ErrorPattern = spec.Output, spec.Error
 	j.CancelSignal = spec.CancelSignal
 	return j, nil
 }
@@ -274,11 +275,8 @@ func (t *job) instance(id uint64, i int, spec *jobs.Spec, now time.Time, ckptRoo
 			j.CheckpointDir = filepath.Join(ckptRoot, strconv.FormatUint(id, 10))
 		}
 	}
-	j.Output = resolveOutput(spec.Output, &j)
-	j.Error = j.Output // stderr joins stdout unless error is set, as sbatch does
-	if spec.Error != "" {
-		j.Error = resolveOutput(spec.Error, &j)
-	}
+	// Output and Error stay empty: the paths are the spec's patterns
+	// expanded for this task when asked (outputPath, errorPath).
 	j.Submit = now
 	if h := t.History; len(h) == 1 && h[0].Time.Equal(now) && h[0].State == api.StatePending {
 		j.State, j.Reason, j.History = h[0].State, h[0].Reason, h[:1:1] // shared (Submit)
