@@ -35,7 +35,7 @@ var (
 	parentSeq atomic.Uint64
 )
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: jobs run as another user inside cgroups")

@@ -129,6 +129,8 @@ type spawner struct {
 	jlines  int
 	outq    chan *sjob
 	idle    chan struct{}
+	// inflight counts outcomes classified and not yet durable.
+	inflight int
 
 	stopProfile func() // ends the CPU profile (spawnConfig.CPUProfile)
 }
@@ -237,7 +239,7 @@ func runSpawner(dir string) int {
 	for range sp.idle {
 		time.Sleep(100 * time.Millisecond)
 		sp.mu.Lock()
-		done := len(sp.clients) == 0 && sp.runningLocked() == 0 && len(sp.outq) == 0
+		done := len(sp.clients) == 0 && sp.runningLocked() == 0 && sp.inflight == 0
 		if done {
 			ln.Close()
 			_ = os.Remove(sock)
@@ -645,6 +647,9 @@ func (sp *spawner) finish(j *sjob, ws unix.WaitStatus, ru unix.Rusage, startErr 
 	o.Start, o.End = j.start, end
 	o.Usage = Usage{Elapsed: end.Sub(j.start), CPUTime: cpu, PeakMemory: peak}
 	j.pendingO = &o
+	sp.mu.Lock()
+	sp.inflight++
+	sp.mu.Unlock()
 	sp.outq <- j
 }
 
@@ -666,15 +671,13 @@ func (sp *spawner) writer() {
 		for i, k := range batch {
 			es[i] = journalEntry{Op: "E", ID: k.id, O: k.pendingO}
 		}
+		var f *os.File
 		delay := 50 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			sp.mu.Lock()
 			err := sp.appendLocked(es...)
-			f := sp.journal
+			f = sp.journal
 			sp.mu.Unlock()
-			if err == nil {
-				err = unix.Fdatasync(int(f.Fd()))
-			}
 			if err == nil {
 				break
 			}
@@ -684,6 +687,11 @@ func (sp *spawner) writer() {
 			time.Sleep(delay)
 			delay = min(delay*2, 2*time.Second)
 		}
+		// Written, reported, then made durable: a connected agent passes
+		// the outcome on to the server, which commits it before anyone
+		// sees it, so the fdatasync need not delay it; it only keeps the
+		// outcome for an agent that is not there (the spawner reports
+		// nothing new before it is done, and does not exit before it).
 		sp.mu.Lock()
 		var events []spawnMsg
 		for _, k := range batch {
@@ -701,6 +709,19 @@ func (sp *spawner) writer() {
 				c.send(ev)
 			}
 		}
+		for attempt := 1; ; attempt++ {
+			err := unix.Fdatasync(int(f.Fd()))
+			if err == nil || errors.Is(err, unix.EBADF) { // EBADF: compacted meanwhile, durably
+				break
+			}
+			if attempt == 1 || attempt%50 == 0 {
+				sp.log.Error("cannot sync outcomes; retrying", "err", err, "attempt", attempt)
+			}
+			time.Sleep(min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second))
+		}
+		sp.mu.Lock()
+		sp.inflight -= len(batch)
+		sp.mu.Unlock()
 		sp.pokeIdle()
 	}
 }
