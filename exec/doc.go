@@ -17,6 +17,12 @@
 // that directory: Handle.Wait watches the shim through a pidfd and reads the
 // result file.
 //
+// With Config.Spawner (hpcd sets it), plain jobs (cgroup v1, no checkpoint)
+// take a faster path: one long-lived spawner per node (spawner.go) forks
+// them without any Go re-execution, from a thread that first moved into a
+// pooled cgroup slot, reaps them, and journals their outcomes; such a job
+// has no state directory of its own (see spawner.go for its files).
+//
 // State directory layout, one directory per job (<StateDir>/<jobID>/):
 //
 //	record.json  the launch record: spec, isolation, cgroup parent, grace
