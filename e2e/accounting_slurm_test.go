@@ -62,6 +62,7 @@ func TestAccountingAsSlurmUsersExpect(t *testing.T) {
 		{[]string{"--jobs", fmt.Sprintf("%d,%d", runID, okID)}, []uint64{runID, okID}},
 		{[]string{"-j", all, "-s", "F"}, []uint64{badID}},
 		{[]string{"-j", all, "-A", "bio"}, []uint64{badID, runID}},
+		{[]string{"-j", all, "-A", "bio", "--limit", "1"}, []uint64{badID}},
 		{[]string{"-j", all, "-S", "2000-01-01", "-E", "2000-01-02"}, nil}, // a window, when given, applies
 		{[]string{"-s", "cd,to"}, []uint64{okID}},
 		{[]string{"-S", "2000-01-01", "-E", "2000-01-02"}, nil},

@@ -83,6 +83,7 @@ func (e *env) history(c *cli.Context) error {
 			return err
 		}
 		// sacct -j looks at all time unless a window is asked for.
+		q.Limit = limit
 		return e.historyOfJobs(c, ids, q, c.IsSet("since") || c.IsSet("until"), c.Bool("json"))
 	}
 	cl, err := e.client(c)

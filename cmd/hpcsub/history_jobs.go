@@ -67,7 +67,8 @@ func parseJobIDs(cmd, s string) ([]uint64, error) {
 
 // historyOfJobs is `hpcsub history --jobs IDS` (sacct -j): the named jobs
 // whenever they ended, live ones too with their current state and runs
-// so far, filtered by --user, --account and --state when given. A job
+// so far, filtered by --user, --account and --state when given, at most
+// q.Limit of them (0: all). A job
 // that does not exist or is another user's is said so on stderr, and the
 // exit is 1, after the others are printed.
 func (e *env) historyOfJobs(c *cli.Context, ids []uint64, q api.HistoryQuery, windowed bool, asJSON bool) error {
@@ -90,6 +91,9 @@ func (e *env) historyOfJobs(c *cli.Context, ids []uint64, q api.HistoryQuery, wi
 	var failed []error
 	shown := 0
 	for _, id := range ids {
+		if q.Limit > 0 && shown >= q.Limit {
+			break
+		}
 		ctx, cancel := e.request()
 		j, err := cl.Job(ctx, id)
 		cancel()
