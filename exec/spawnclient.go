@@ -222,14 +222,38 @@ func (c *spawnClient) endLocked(j *spawnedJob, o *Outcome) {
 	close(j.done)
 }
 
-// call sends one request and waits for its reply.
+// call sends one request and waits for its reply. A connection found dead
+// when the request is written (the spawner died and its reader has not
+// noticed yet) delivered nothing: the request goes once more to a new
+// spawner instead of failing a launch for the host's hiccup.
 func (c *spawnClient) call(ctx context.Context, m spawnMsg) (spawnMsg, error) {
+	r, conn, err := c.callOnce(ctx, m)
+	if conn == nil {
+		return r, err
+	}
+	c.mu.Lock()
+	if c.conn == conn {
+		c.conn, c.w = nil, nil
+	}
+	c.mu.Unlock()
+	conn.Close()
+	if cerr := c.connect(ctx); cerr != nil {
+		return spawnMsg{}, fmt.Errorf("%w (and reconnecting: %v)", err, cerr)
+	}
+	r, _, err = c.callOnce(ctx, m)
+	return r, err
+}
+
+// callOnce is call on the current connection; it returns that connection
+// when writing to it failed.
+func (c *spawnClient) callOnce(ctx context.Context, m spawnMsg) (spawnMsg, net.Conn, error) {
 	ch := make(chan spawnMsg, 1)
 	c.mu.Lock()
 	if c.conn == nil {
 		c.mu.Unlock()
-		return spawnMsg{}, errors.New("not connected to the spawner")
+		return spawnMsg{}, nil, errors.New("not connected to the spawner")
 	}
+	conn := c.conn
 	c.seq++
 	m.Seq = c.seq
 	c.waits[m.Seq] = ch
@@ -241,20 +265,20 @@ func (c *spawnClient) call(ctx context.Context, m spawnMsg) (spawnMsg, error) {
 	if err != nil {
 		delete(c.waits, m.Seq)
 		c.mu.Unlock()
-		return spawnMsg{}, fmt.Errorf("send to the spawner: %w", err)
+		return spawnMsg{}, conn, fmt.Errorf("send to the spawner: %w", err)
 	}
 	c.mu.Unlock()
 	select {
 	case r := <-ch:
 		if r.Err != "" {
-			return r, errors.New(r.Err)
+			return r, nil, errors.New(r.Err)
 		}
-		return r, nil
+		return r, nil, nil
 	case <-ctx.Done():
 		c.mu.Lock()
 		delete(c.waits, m.Seq)
 		c.mu.Unlock()
-		return spawnMsg{}, ctx.Err()
+		return spawnMsg{}, nil, ctx.Err()
 	}
 }
 

@@ -281,6 +281,10 @@ func (sp *spawner) recover() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	// Slots are claimed once the whole journal is read: a released job's
+	// slot is free again (claimed on its L line, it would never be reused
+	// nor removed).
+	slots := map[uint64]int{}
 	if f != nil {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -291,7 +295,8 @@ func (sp *spawner) recover() error {
 			}
 			switch e.Op {
 			case "L":
-				sp.jobs[e.ID] = &sjob{id: e.ID, start: e.Start, slot: sp.pool.claim(e.Slot), ended: make(chan struct{}), reaped: true}
+				sp.jobs[e.ID] = &sjob{id: e.ID, start: e.Start, ended: make(chan struct{}), reaped: true}
+				slots[e.ID] = e.Slot
 			case "C":
 				if j := sp.jobs[e.ID]; j != nil {
 					j.cancel = &cancelRequest{Reason: e.Reason}
@@ -308,6 +313,7 @@ func (sp *spawner) recover() error {
 		f.Close()
 	}
 	for _, j := range sp.jobs {
+		j.slot = sp.pool.claim(slots[j.id])
 		j.script = filepath.Join(sp.dir, spawnerScripts, strconv.FormatUint(j.id, 10)+".sh")
 		if j.outcome != nil {
 			continue

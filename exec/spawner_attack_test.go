@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +70,65 @@ open(my $m, "<", "%s") or die; my $l = <$m>; print {$s} $l; $s->flush; my $r = <
 		// The agent itself is still served.
 		if o := te.run(t, te.spec("true")); o.State != StateCompleted {
 			t.Errorf("job after the attack: %+v", o)
+		}
+	})
+}
+
+// killSpawner kill -9s the executor's spawner and waits until it is gone.
+func killSpawner(t *testing.T, te *testExec) {
+	t.Helper()
+	var id procIdentity
+	if err := readJSON(filepath.Join(te.sp.dir, spawnerPID), &id); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(id.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spawner's death", func() bool {
+		st, _, _, err := procStat(id.PID)
+		return err != nil || st == 'Z'
+	})
+}
+
+// TestSpawnerAdoptedSlotGetsFullLimits: after a kill -9 of an idle
+// spawner, the next launch reaches a new spawner at once (the dead
+// connection is not reported as a failed launch), the slot of the released
+// job is reused (the journal's history does not hold it for ever: it was
+// leaked, and its cgroup too), and it gets the next job's limits in full:
+// the last job's CPU set, memory and pids limits do not stay on it.
+func TestSpawnerAdoptedSlotGetsFullLimits(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	t.Run("spawner/check", func(t *testing.T) {
+		te := newTestExecutor(t, "")
+		if te.sp == nil {
+			t.Skip("no spawner on this host")
+		}
+		a := te.spec("true")
+		a.CPUSet, a.Memory, a.Pids = []int{1}, 64<<20, 40
+		if o := te.run(t, a); o.State != StateCompleted {
+			t.Fatalf("first job: %+v", o)
+		}
+		if err := te.Release(a.JobID); err != nil {
+			t.Fatal(err)
+		}
+		killSpawner(t, te)
+		b := te.spec(`cg=$(sed -n 's/.*:memory://p' /proc/self/cgroup)
+sed -n 's/Cpus_allowed_list:[[:space:]]*//p' /proc/self/status
+cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes /sys/fs/cgroup/pids$cg/pids.max; echo $cg >&2`)
+		if o := te.run(t, b); o.State != StateCompleted {
+			t.Fatalf("second job: %+v %s", o, readFile(t, b.Stderr))
+		}
+		// The slot of a released job is free after a restart, not held
+		// for ever by the journal's history.
+		if got, want := strings.TrimSpace(readFile(t, b.Stderr)), "/"+te.parent+"/slot-1"; got != want {
+			t.Errorf("second job in %s, want the first job's slot %s", got, want)
+		}
+		cpus := strings.TrimSpace(readFile(t, filepath.Join(v1Root, "cpuset", te.parent, "cpuset.cpus")))
+		want := fmt.Sprintf("%s\n9223372036854771712\n%d\n", cpus, te.pids)
+		if got := readFile(t, b.Stdout); got != want {
+			t.Errorf("job without limits in an adopted slot sees (CPUs, memory limit, pids.max)\n%s want\n%s", got, want)
 		}
 	})
 }

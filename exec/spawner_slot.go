@@ -110,10 +110,6 @@ func (p *slotPool) get(res *specs.LinuxResources) (*slot, error) {
 		return nil, err
 	}
 	sl.noDomainRebuilds()
-	if p.cpus == "" {
-		b, _ := os.ReadFile(filepath.Join(v1Root, "cpuset", p.parent, "cpuset.cpus"))
-		p.cpus = strings.TrimSpace(string(b))
-	}
 	// What createAt wrote, so the next job rewrites only what differs.
 	want := p.values(res)
 	for _, k := range want.order {
@@ -175,6 +171,13 @@ func (p *slotPool) values(res *specs.LinuxResources) slotValues {
 	set("memory/memory.limit_in_bytes", mem)
 	if p.memsw {
 		set("memory/memory.memsw.limit_in_bytes", swap)
+	}
+	if p.cpus == "" {
+		// Read on first use, whichever slot comes first: a slot adopted
+		// from a killed spawner must get the whole parent's CPUs back
+		// too, not keep its last job's set.
+		b, _ := os.ReadFile(filepath.Join(v1Root, "cpuset", p.parent, "cpuset.cpus"))
+		p.cpus = strings.TrimSpace(string(b))
 	}
 	quota, period, cpus := "-1", strconv.Itoa(cfsPeriod), p.cpus
 	if res.CPU != nil {
