@@ -222,18 +222,28 @@ func (c *cluster) unindexMany(nis []int32) {
 // bucket are merged into it in one pass rather than inserted one by one.
 func (c *cluster) indexMany(nis []int32) {
 	dirty := c.dirtyBuckets[:0]
+	var (
+		last    int32
+		lastKey stateKey
+		hasLast bool
+	)
 	for _, ni := range nis {
 		n := &c.nodes[ni]
 		if n.reserved || n.nShared > 0 {
 			c.index(ni)
 			continue
 		}
+		// A gang's nodes mostly go to one bucket: its key is looked up
+		// once, not once per node.
 		key := c.keyOf(ni)
-		bi, ok := c.bucketOf[key]
+		bi, ok := last, hasLast && key == lastKey
 		if !ok {
-			bi = int32(len(c.buckets))
-			c.buckets = append(c.buckets, bucket{key: key})
-			c.bucketOf[key] = bi
+			if bi, ok = c.bucketOf[key]; !ok {
+				bi = int32(len(c.buckets))
+				c.buckets = append(c.buckets, bucket{key: key})
+				c.bucketOf[key] = bi
+			}
+			last, lastKey, hasLast = bi, key, true
 		}
 		b := &c.buckets[bi]
 		if !b.dirty {
