@@ -17,9 +17,9 @@ var pprofFlag = &cli.BoolFlag{Name: "pprof", Usage: "serve Go runtime profiles (
 // grow to 1.5 times what is live between collections instead of the
 // runtime's default 2 times. The queue is long-lived and most of the heap,
 // and the garbage is each scheduling pass's and each request's, so the
-// default's headroom was most of the server's RSS: 100,000 pending jobs
-// behind 1,000 virtual nodes, 327 MiB at GOGC=100 and 277 MiB at 50 for
-// 5.3 % and 7.1 % of the server's CPU in the collector
+// default's headroom was a large part of the server's RSS: 100,000
+// pending jobs behind 1,000 virtual nodes, 327 MiB at GOGC=100 and 277 MiB
+// at 50, the collector's share of the available CPU 5.3 % and 7.1 %
 // (BenchmarkPendingRSS100k, docs/benchmarks.md).
 const serverGCPercent = 50
 
