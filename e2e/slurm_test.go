@@ -150,10 +150,12 @@ func TestDependencies(t *testing.T) {
 		t.Errorf("order = %q", b)
 	}
 
-	// A dependency that can never be met ends the job at once.
+	// A dependency that can never be met ends the job at once. The failing
+	// job sleeps first: names match live jobs only, and a job that had
+	// already failed and left the live set could not be named.
 	failing := c.submit(c.writeJob("fail.hcl", `job "fail" {
   walltime = "1m"
-  task { script = "exit 3" }
+  task { script = "sleep 1; exit 3" }
 }`))
 	never := c.submit(c.writeJob("never.hcl", `job "never" {
   walltime   = "1m"
