@@ -108,9 +108,16 @@ func TestLocalAdoptedJobGPUUsage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the job runs in a cgroup")
 	}
+	for _, spawner := range []bool{false, true} { // hpcd launches through the spawner where it can
+		t.Run(fmt.Sprint("spawner ", spawner), func(t *testing.T) { adoptedJobGPUUsage(t, spawner) })
+	}
+}
+
+func adoptedJobGPUUsage(t *testing.T, spawner bool) {
 	dir := t.TempDir()
-	ex, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state"), AllowRoot: true,
-		CgroupParent: fmt.Sprintf("hpc-agent-test-%d-adopt", os.Getpid())}, discard())
+	cfg := exec.Config{StateDir: filepath.Join(dir, "state"), AllowRoot: true, Spawner: spawner,
+		CgroupParent: fmt.Sprintf("hpc-agent-test-%d-adopt-%v", os.Getpid(), spawner)}
+	ex, err := exec.New(cfg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +145,13 @@ func TestLocalAdoptedJobGPUUsage(t *testing.T) {
 	ctx2, stop2 := context.WithCancel(context.Background())
 	defer stop2()
 	outcomes := make(chan api.Outcome, 1)
-	second := New(ctx2, "gpu01", ex, gpus, func(o api.Outcome) { outcomes <- o }, discard())
+	// The restarted agent's own executor, on the same state.
+	ex2, err := exec.New(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex2.Close()
+	second := New(ctx2, "gpu01", ex2, gpus, func(o api.Outcome) { outcomes <- o }, discard())
 	s := StartGPUSampler(ctx2, srv, "gpu01", time.Hour, discard())
 	second.SetGPUSampler(s)
 	if ids, err := second.AdoptAll(func(uint64) {}); err != nil || len(ids) != 1 || ids[0] != 8 {

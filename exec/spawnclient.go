@@ -38,10 +38,12 @@ type spawnClient struct {
 
 // spawnedJob is the agent's view of one job of the spawner.
 type spawnedJob struct {
-	id   uint64
-	pid  int
-	done chan struct{}
-	o    *Outcome
+	id    uint64
+	pid   int
+	done  chan struct{}
+	o     *Outcome
+	gpus  []int   // NVML indexes, set before the job is listed in jobs
+	share float64 // of each GPU; 0: whole
 }
 
 func newSpawnClient(e *Executor) *spawnClient {
@@ -103,7 +105,7 @@ func (c *spawnClient) connect(ctx context.Context) error {
 	for _, js := range r.Jobs {
 		j := c.jobs[js.ID]
 		if j == nil {
-			j = &spawnedJob{id: js.ID, pid: js.PID, done: make(chan struct{})}
+			j = &spawnedJob{id: js.ID, pid: js.PID, done: make(chan struct{}), gpus: js.GPUs, share: js.GPUShare}
 			c.jobs[js.ID] = j
 		}
 		if js.O != nil {
@@ -287,7 +289,7 @@ func (c *spawnClient) launch(ctx context.Context, rec record) (*Handle, error) {
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
-	j := &spawnedJob{id: rec.Spec.JobID, done: make(chan struct{})}
+	j := &spawnedJob{id: rec.Spec.JobID, done: make(chan struct{}), gpus: gpuIndexes(rec.Spec), share: rec.Spec.GPUShare}
 	c.mu.Lock()
 	if old := c.jobs[j.id]; old != nil {
 		c.mu.Unlock()

@@ -92,6 +92,10 @@ type spawnJobState struct {
 	ID  uint64   `json:"id"`
 	PID int      `json:"pid"`
 	O   *Outcome `json:"o,omitempty"`
+	// GPUs and GPUShare are the spec's, for an agent that adopts the job
+	// and goes on measuring its GPU usage (Handle.GPUs).
+	GPUs     []int   `json:"gpus,omitempty"`
+	GPUShare float64 `json:"gpu_share,omitempty"`
 }
 
 // sjob is one job the spawner holds, from launch to release.
@@ -478,7 +482,7 @@ func (sp *spawner) list() []spawnJobState {
 	defer sp.mu.Unlock()
 	out := make([]spawnJobState, 0, len(sp.jobs))
 	for _, j := range sp.jobs {
-		out = append(out, spawnJobState{ID: j.id, PID: j.pid, O: j.outcome})
+		out = append(out, spawnJobState{ID: j.id, PID: j.pid, O: j.outcome, GPUs: gpuIndexes(j.spec), GPUShare: j.spec.GPUShare})
 	}
 	return out
 }
