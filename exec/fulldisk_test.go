@@ -102,3 +102,70 @@ func TestLaunchOnFullDiskFails(t *testing.T) {
 		t.Fatalf("a failed launch left state: %v", ids)
 	}
 }
+
+// TestSpawnerKeepsOutcomesUntilWritten: the spawner's journal is full when
+// 30 jobs exit 0 and another is cancelled: outcomes that do not fit are
+// not reported before they are written, none turns into a host failure,
+// and all arrive, the jobs' own, once the disk has room again.
+func TestSpawnerKeepsOutcomesUntilWritten(t *testing.T) {
+	t.Run("spawner/check", func(t *testing.T) {
+		te, fill, free := fullDiskExecutor(t)
+		if te.sp == nil {
+			t.Skip("no spawner on this host")
+		}
+		goFile := filepath.Join(te.dir, "go")
+		var hs []*Handle
+		var ids []uint64
+		for i := 0; i < 30; i++ {
+			s := te.spec("while [ ! -e " + goFile + " ]; do sleep 0.05; done; exit 0")
+			h, err := te.Launch(context.Background(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs, ids = append(hs, h), append(ids, s.JobID)
+		}
+		c := te.spec("sleep 300")
+		hc, err := te.Launch(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the jobs to run", func() bool { return len(jobProcesses(c.JobID)) > 0 })
+		fill()
+		if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := hc.Cancel("full disk test"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the jobs to end", func() bool {
+			for _, id := range append(ids, c.JobID) {
+				if len(jobProcesses(id)) > 0 {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(300 * time.Millisecond)
+		held := 0
+		for _, h := range hs {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			if _, err := h.Wait(ctx); err != nil {
+				held++
+			}
+			cancel()
+		}
+		if held == 0 {
+			t.Errorf("30 outcomes reported while the journal had no room for them")
+		}
+		free()
+		for i, h := range append(hs, hc) {
+			want := StateCompleted
+			if h == hc {
+				want = StateCancelled
+			}
+			if o := wait(t, h); o.State != want || o.HostFailure {
+				t.Errorf("job %d: outcome %+v, want the job's own %s", i, o, want)
+			}
+		}
+	})
+}

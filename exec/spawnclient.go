@@ -34,6 +34,10 @@ type spawnClient struct {
 	jobs    map[uint64]*spawnedJob
 	listed  bool
 	closing bool
+	// released are the jobs released lately: a list or an end event
+	// answered before a release, read after it, must not bring one back
+	// (Known would report it for ever).
+	released map[uint64]time.Time
 }
 
 // spawnedJob is the agent's view of one job of the spawner.
@@ -104,6 +108,9 @@ func (c *spawnClient) connect(ctx context.Context) error {
 	c.mu.Lock()
 	for _, js := range r.Jobs {
 		j := c.jobs[js.ID]
+		if _, gone := c.released[js.ID]; j == nil && gone {
+			continue
+		}
 		if j == nil {
 			j = &spawnedJob{id: js.ID, pid: js.PID, done: make(chan struct{}), gpus: js.GPUs, share: js.GPUShare}
 			c.jobs[js.ID] = j
@@ -175,11 +182,13 @@ func (c *spawnClient) read(conn net.Conn) {
 		c.mu.Lock()
 		if m.Op == "end" {
 			j := c.jobs[m.ID]
-			if j == nil {
+			if _, gone := c.released[m.ID]; j == nil && !gone {
 				j = &spawnedJob{id: m.ID, done: make(chan struct{})}
 				c.jobs[m.ID] = j
 			}
-			c.endLocked(j, m.O)
+			if j != nil {
+				c.endLocked(j, m.O)
+			}
 		} else if w := c.waits[m.Seq]; w != nil {
 			delete(c.waits, m.Seq)
 			w <- m
@@ -193,7 +202,7 @@ func (c *spawnClient) read(conn net.Conn) {
 	}
 	for seq, w := range c.waits {
 		delete(c.waits, seq)
-		w <- spawnMsg{Seq: seq, Err: "the spawner went away"}
+		w <- spawnMsg{Seq: seq, Err: errSpawnerGone.Error()}
 	}
 	held := false
 	for _, j := range c.jobs {
@@ -253,7 +262,7 @@ func (c *spawnClient) callOnce(ctx context.Context, m spawnMsg) (spawnMsg, net.C
 	c.mu.Lock()
 	if c.conn == nil {
 		c.mu.Unlock()
-		return spawnMsg{}, nil, errors.New("not connected to the spawner")
+		return spawnMsg{}, nil, fmt.Errorf("not connected: %w", errSpawnerGone)
 	}
 	conn := c.conn
 	c.seq++
@@ -267,11 +276,14 @@ func (c *spawnClient) callOnce(ctx context.Context, m spawnMsg) (spawnMsg, net.C
 	if err != nil {
 		delete(c.waits, m.Seq)
 		c.mu.Unlock()
-		return spawnMsg{}, conn, fmt.Errorf("send to the spawner: %w", err)
+		return spawnMsg{}, conn, fmt.Errorf("send to the spawner: %v: %w", err, errSpawnerGone)
 	}
 	c.mu.Unlock()
 	select {
 	case r := <-ch:
+		if r.Err == errSpawnerGone.Error() {
+			return r, nil, errSpawnerGone
+		}
 		if r.Err != "" {
 			return r, nil, errors.New(r.Err)
 		}
@@ -296,8 +308,13 @@ func (c *spawnClient) launch(ctx context.Context, rec record) (*Handle, error) {
 		return nil, fmt.Errorf("job %d: %w", j.id, ErrJobExists)
 	}
 	c.jobs[j.id] = j
+	delete(c.released, j.id)
 	c.mu.Unlock()
-	r, err := c.call(context.WithoutCancel(ctx), spawnMsg{Op: "launch", Rec: &rec})
+	msg := spawnMsg{Op: "launch", Rec: &rec}
+	r, err := c.call(context.WithoutCancel(ctx), msg)
+	if errors.Is(err, errSpawnerGone) {
+		r, err = c.launchAgain(context.WithoutCancel(ctx), j, msg)
+	}
 	if err != nil {
 		c.mu.Lock()
 		if c.jobs[j.id] == j && j.o == nil {
@@ -310,6 +327,43 @@ func (c *spawnClient) launch(ctx context.Context, rec record) (*Handle, error) {
 	j.pid = r.PID
 	c.mu.Unlock()
 	return &Handle{e: c.e, jobID: j.id, sj: j, jobPID: r.PID}, nil
+}
+
+// launchAgain follows a launch whose spawner died before it answered:
+// the job may have started, and a launch error must mean that nothing of
+// it runs. The next spawner (its recovery kills what the dead one left
+// before it listens) says whether it holds the job: then the launch
+// stands, its outcome the host's failure; else nothing ran and the launch
+// goes to it.
+func (c *spawnClient) launchAgain(ctx context.Context, j *spawnedJob, m spawnMsg) (spawnMsg, error) {
+	err := errSpawnerGone
+	for attempt := 0; attempt < spawnerTries && errors.Is(err, errSpawnerGone); attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		}
+		if err = c.connect(ctx); err != nil {
+			return spawnMsg{}, fmt.Errorf("%w; and no spawner since: %w", errSpawnerGone, err)
+		}
+		var l spawnMsg
+		if l, err = c.call(ctx, spawnMsg{Op: "list"}); err != nil {
+			continue
+		}
+		for _, js := range l.Jobs {
+			if js.ID == j.id {
+				c.mu.Lock()
+				if js.O != nil {
+					c.endLocked(j, js.O)
+				}
+				c.mu.Unlock()
+				return spawnMsg{PID: js.PID}, nil
+			}
+		}
+		var r spawnMsg
+		if r, err = c.call(ctx, m); err == nil {
+			return r, nil
+		}
+	}
+	return spawnMsg{}, err
 }
 
 // job returns the spawner's job id, asking a spawner only when one may
@@ -352,23 +406,56 @@ func (c *spawnClient) known() []uint64 {
 	return ids
 }
 
-func (c *spawnClient) cancel(id uint64, reason string) error {
-	if err := c.connect(context.Background()); err != nil {
-		return err
+// errSpawnerGone is the answer to a request whose spawner died before it
+// replied: the request may or may not have been carried out.
+var errSpawnerGone = errors.New("the spawner went away")
+
+// callAgain sends an idempotent request (cancel, release), again to the
+// next spawner when the one that had it died before answering: a kill -9
+// of the spawner must not leave a job unreleased (held for ever, its slot
+// with it) or a cancel unanswered.
+func (c *spawnClient) callAgain(m spawnMsg) (spawnMsg, error) {
+	var r spawnMsg
+	var err error
+	for attempt := 0; attempt < spawnerTries; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+		}
+		if err = c.connect(context.Background()); err != nil {
+			return r, err
+		}
+		if r, err = c.call(context.Background(), m); !errors.Is(err, errSpawnerGone) {
+			return r, err
+		}
 	}
-	_, err := c.call(context.Background(), spawnMsg{Op: "cancel", ID: id, Reason: reason})
+	return r, err
+}
+
+// spawnerTries is how many spawners in a row may die under one request
+// before it fails.
+const spawnerTries = 5
+
+func (c *spawnClient) cancel(id uint64, reason string) error {
+	_, err := c.callAgain(spawnMsg{Op: "cancel", ID: id, Reason: reason})
 	return err
 }
 
 func (c *spawnClient) release(id uint64) error {
-	if err := c.connect(context.Background()); err != nil {
-		return err
-	}
-	if _, err := c.call(context.Background(), spawnMsg{Op: "release", ID: id}); err != nil {
+	if _, err := c.callAgain(spawnMsg{Op: "release", ID: id}); err != nil {
 		return fmt.Errorf("release job %d: %w", id, err)
 	}
 	c.mu.Lock()
 	delete(c.jobs, id)
+	now := time.Now()
+	if c.released == nil {
+		c.released = map[uint64]time.Time{}
+	}
+	for old, at := range c.released {
+		if now.Sub(at) > time.Minute {
+			delete(c.released, old)
+		}
+	}
+	c.released[id] = now
 	c.mu.Unlock()
 	return nil
 }
