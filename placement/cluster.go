@@ -145,9 +145,11 @@ type cluster struct {
 
 	// Groups of interchangeable nodes for reservations (group.go).
 	grouped      bool // built
+	kept         bool // a State's, kept between passes (state.go)
 	noGroups     bool // tests: every node on its own, as before groups
 	groups       []group
 	groupOf      map[string]int32
+	freeGroups   []int32   // emptied groups, for reuse
 	classGroups  [][]int32 // per class, its groups (some maybe emptied)
 	loose        [][]int32 // per class, Up nodes kept out of groups, ascending
 	gdirty       []int32   // nodes to regroup
@@ -364,6 +366,11 @@ func (c *cluster) addRunning(r *Running, end int64, prev *int, dst []int32) []in
 				cpus = old[:len(n.freeCPU)]
 				clear(cpus)
 			}
+		}
+		if cpus == nil && c.kept {
+			// Its own words: a slab shared with a pass's short-lived
+			// bookings would be kept alive by this job as long as it runs.
+			cpus = make([]uint64, len(n.freeCPU))
 		}
 		if cpus == nil {
 			cpus = c.cpuWords(len(n.freeCPU))

@@ -25,6 +25,7 @@ import (
 // cost is per change.
 
 type group struct {
+	key    string // its signature, the key in cluster.groupOf
 	class  int32
 	nodes  []int32 // members (and stale entries: node.group != this), sorted up to sorted
 	sorted int     // nodes[:sorted] ascending; the rest appended since
@@ -96,6 +97,13 @@ func (c *cluster) leaveGroup(ni int32) {
 		g := &c.groups[n.group]
 		g.size--
 		g.stale = true
+		if g.size == 0 {
+			// Every job's end makes new histories: a group left empty is
+			// forgotten and its slot reused, or a long-running daemon
+			// would keep one per job it ever ran.
+			delete(c.groupOf, g.key)
+			c.freeGroups = append(c.freeGroups, n.group)
+		}
 		n.group = -1
 		return
 	}
@@ -124,9 +132,17 @@ func (c *cluster) regroup(ni int32) {
 	key := c.signature(ni)
 	gi, ok := c.groupOf[string(key)]
 	if !ok {
-		gi = int32(len(c.groups))
-		c.groups = append(c.groups, group{class: n.class})
-		c.groupOf[string(key)] = gi
+		g := group{key: string(key), class: n.class}
+		if k := len(c.freeGroups); k > 0 {
+			gi = c.freeGroups[k-1]
+			c.freeGroups = c.freeGroups[:k-1]
+			g.nodes = c.groups[gi].nodes[:0]
+			c.groups[gi] = g
+		} else {
+			gi = int32(len(c.groups))
+			c.groups = append(c.groups, g)
+		}
+		c.groupOf[g.key] = gi
 	}
 	g := &c.groups[gi]
 	if g.size == 0 {
@@ -227,8 +243,8 @@ func (c *cluster) units(ci int32, grouped bool, dst []unit) []unit {
 	kept := cg[:0]
 	for _, gi := range cg {
 		g := &c.groups[gi]
-		if g.size == 0 {
-			continue // emptied: dropped from the class's list
+		if g.size == 0 || g.class != ci {
+			continue // emptied (maybe reused by another class): dropped from the class's list
 		}
 		kept = append(kept, gi)
 		nt := 0

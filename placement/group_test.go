@@ -83,3 +83,30 @@ func TestGroupsMatchNodeByNode(t *testing.T) {
 		t.Fatalf("only %d gang reservations compared", reservations)
 	}
 }
+
+// TestGroupsDoNotGrowWithJobs runs thousands of jobs, each ending at its
+// own time, through a kept State: the groups of histories no node has
+// any more are reused, so their number stays bounded by the nodes, not
+// by the jobs ever run.
+func TestGroupsDoNotGrowWithJobs(t *testing.T) {
+	var nodes []Node
+	for i := range 32 {
+		nodes = append(nodes, Node{Name: fmt.Sprintf("n%02d", i), CPUs: 1, Memory: gib})
+	}
+	st := NewState(nodes, nil)
+	now := t0
+	for i := range 3000 {
+		id := uint64(i + 1)
+		st.Start(Running{JobID: id, End: now.Add(time.Duration(i+1) * time.Second), Nodes: []NodeAlloc{{Node: nodes[i%32].Name, CPUs: []int{0}}}})
+		if i >= 16 {
+			st.End(id - 16)
+		}
+		if i%7 == 0 {
+			// A blocked gang makes the pass reserve, which regroups.
+			st.Plan([]Job{{ID: 1 << 40, Nodes: 32, PerNode: Request{CPUs: 1}, Walltime: time.Hour}}, now, Policy{Depth: DepthEASY})
+		}
+	}
+	if g := len(st.c.groups); g > 2*len(nodes) {
+		t.Fatalf("%d groups kept for %d nodes after 3,000 jobs", g, len(nodes))
+	}
+}

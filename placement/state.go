@@ -74,6 +74,7 @@ func NewState(nodes []Node, running []Running) *State {
 // rebuild builds the cluster from the nodes and running jobs.
 func (s *State) rebuild() {
 	c := buildNodes(s.nodes)
+	c.kept = true
 	prev := -1
 	s.ends = s.ends[:0]
 	s.late = s.late[:0]
