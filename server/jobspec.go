@@ -111,11 +111,14 @@ func (c *specCache) intern(sp *jobSpec) *jobSpec {
 
 // UnmarshalJSON decodes a stored job record into a spec of its own
 // (encoding/json cannot allocate an embedded pointer to an unexported
-// type by itself).
+// type by itself, and decoding into a shared one would change it for
+// every job that shares it).
 func (j *job) UnmarshalJSON(data []byte) error {
 	type plain job // the same fields, without this method
 	if j.jobSpec == nil {
 		j.jobSpec = &jobSpec{}
+	} else {
+		j.ownSpec()
 	}
 	return json.Unmarshal(data, (*plain)(j))
 }

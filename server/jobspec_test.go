@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -104,5 +105,21 @@ func TestOutputPathsFromPatterns(t *testing.T) {
 	old.Output, old.Error = "/elsewhere/out", "/elsewhere/err"
 	if aj := old.apiJob(); aj.Output != "/elsewhere/out" || aj.Error != "/elsewhere/err" {
 		t.Errorf("a stored path is not kept: output %q error %q", aj.Output, aj.Error)
+	}
+}
+
+// Decoding a record into a job leaves the spec it shared with others as
+// it was.
+func TestUnmarshalJobOwnsItsSpec(t *testing.T) {
+	shared := &jobSpec{Name: "a", Priority: 1}
+	j, other := &job{jobSpec: shared}, &job{jobSpec: shared}
+	if err := json.Unmarshal([]byte(`{"name":"b","priority":2,"id":7}`), j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Name != "b" || j.Priority != 2 || j.ID != 7 {
+		t.Errorf("decoded %q priority %d id %d", j.Name, j.Priority, j.ID)
+	}
+	if other.Name != "a" || other.Priority != 1 {
+		t.Errorf("the shared spec changed: %q priority %d", other.Name, other.Priority)
 	}
 }
