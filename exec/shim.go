@@ -52,6 +52,9 @@ type shim struct {
 	self int
 	// fenced: the agent's lease ran out and the shim killed the job.
 	fenced time.Duration
+	// oomProtected: the shim's OOM score is -1000, which the job must not
+	// inherit (see startJob).
+	oomProtected bool
 }
 
 type childExit struct {
@@ -70,7 +73,9 @@ func runShim(dir string) int {
 		return 2
 	}
 	// The OOM killer must pick the job, never its supervisor.
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err == nil {
+		s.oomProtected = true
+	} else {
 		// Lowering it needs CAP_SYS_RESOURCE. The shim is outside the job's
 		// memory cgroup once the job runs, so only a global OOM could pick it.
 		log.Info("shim keeps its OOM score", "err", err)
@@ -264,6 +269,15 @@ func (s *shim) startJob() (pid int, startErr string, err error) {
 	}
 	cfgR.Close()
 	errW.Close()
+	if s.oomProtected {
+		// The init stage waits for its configuration: the job never runs
+		// with the shim's -1000, which would make it unkillable at its
+		// memory limit and let it set -1000 again itself. Written by
+		// root, 0 is also the floor it may go back down to.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.Pid), []byte("0"), 0); err != nil {
+			s.log.Warn("cannot reset the job's OOM score", "err", err)
+		}
+	}
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		s.log.Warn("cannot send the job configuration", "err", err)
 	}

@@ -137,6 +137,10 @@ type spawner struct {
 	inflight int
 
 	stopProfile func() // ends the CPU profile (spawnConfig.CPUProfile)
+
+	// oomProtected: the spawner's OOM score is -1000, which its jobs
+	// inherit and must not keep (launch resets theirs).
+	oomProtected bool
 }
 
 type spawnClientConn struct {
@@ -191,7 +195,10 @@ func runSpawner(dir string) int {
 		status.Close()
 		return 0
 	}
-	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
+	// The OOM killer must pick jobs, never their supervisor. Children
+	// inherit the score and, with it, the right to set it again as low
+	// (oom_score_adj_min): every job's is put back to 0 (see launch).
+	oomProtected := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0) == nil
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		log.Warn("cannot become child subreaper", "err", err)
 	}
@@ -199,6 +206,7 @@ func runSpawner(dir string) int {
 	sp := &spawner{dir: dir, cfg: cfg, log: log, jobs: map[uint64]*sjob{}, byPID: map[int]*sjob{},
 		clients: map[*spawnClientConn]bool{}, outq: make(chan *sjob, 4096), idle: make(chan struct{}, 1)}
 	sp.pool = newSlotPool(cfg.CgroupParent)
+	sp.oomProtected = oomProtected
 	if err := sp.recover(); err != nil {
 		return fail("recover the journal", err)
 	}
@@ -531,6 +539,16 @@ func (sp *spawner) launch(rec *record) (int, error) {
 		sp.mu.Unlock()
 		sp.finish(j, unix.WaitStatus(startErr.code<<8), unix.Rusage{}, startErr.msg)
 		return 0, nil
+	}
+	if sp.oomProtected {
+		// An unkillable job at its memory limit would loop in the page
+		// fault for ever, and one that kept -1000 could outlive every other
+		// process in a global OOM. Written by root, 0 is also the floor the
+		// job may set itself back to. (Written right after the exec: Go
+		// offers no hook between fork and exec.)
+		if err := writeCg(fmt.Sprintf("/proc/%d/oom_score_adj", pid), "0"); err != nil {
+			sp.log.Warn("cannot reset a job's OOM score", "job", j.id, "err", err)
+		}
 	}
 	j.pid = pid
 	sp.byPID[pid] = j

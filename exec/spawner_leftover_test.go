@@ -3,9 +3,13 @@ package exec
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSpawnerLeftoversDieWithTheJob: processes a job leaves behind (a new
@@ -83,6 +87,53 @@ func TestSpawnerCancelBurst(t *testing.T) {
 			}
 			if p := jobProcesses(ids[i]); len(p) > 0 {
 				t.Errorf("job %d left %v", ids[i], p)
+			}
+		}
+	})
+}
+
+// TestSpawnerSlotDeviceRulesFollowTheJob: GPU device rules of the jobs
+// that used a slot before do not stay on it: each job in the reused slot
+// opens exactly its own GPUs (device nodes made here: an allowed one with
+// no driver says ENXIO, a denied one EPERM).
+func TestSpawnerSlotDeviceRulesFollowTheJob(t *testing.T) {
+	t.Run("spawner/check", func(t *testing.T) {
+		te := newTestExecutor(t, "")
+		if te.sp == nil {
+			t.Skip("no spawner on this host")
+		}
+		for i := 0; i < 2; i++ {
+			p := filepath.Join(te.dir, fmt.Sprintf("nv%d", i))
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(nvidiaMajor, uint32(i)))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+		script := "for d in nv0 nv1; do head -c1 " + te.dir + "/$d 2>&1 | sed 's/.*: //'; done"
+		const denied, allowed = "Operation not permitted", "No such device or address"
+		for _, tc := range []struct {
+			name string
+			gpus []GPUDevice
+			all  []int
+			want [2]string
+		}{
+			{"no GPU of two", nil, []int{0, 1}, [2]string{denied, denied}},
+			{"GPU 0", []GPUDevice{{Index: 0, Minor: 0}}, []int{0, 1}, [2]string{allowed, denied}},
+			{"a node without GPUs", nil, nil, [2]string{allowed, allowed}},
+			{"GPU 1", []GPUDevice{{Index: 1, Minor: 1}}, []int{0, 1}, [2]string{denied, allowed}},
+		} {
+			s := te.spec(script)
+			s.AllGPUMinors, s.GPUs = tc.all, tc.gpus
+			if o := te.run(t, s); o.State != StateCompleted {
+				t.Fatalf("%s: %+v", tc.name, o)
+			}
+			if got, want := readFile(t, s.Stdout), tc.want[0]+"\n"+tc.want[1]+"\n"; got != want {
+				t.Errorf("%s: opening GPUs 0 and 1 says\n%s want\n%s", tc.name, got, want)
+			}
+			if err := te.Release(s.JobID); err != nil {
+				t.Fatal(err)
 			}
 		}
 	})
