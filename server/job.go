@@ -19,10 +19,6 @@ type job struct {
 	ID         uint64 `json:"id"`
 	ArrayJobID uint64 `json:"array_job_id,omitempty"`
 	ArrayIndex int    `json:"array_index"` // -1 when not an array task
-	// Output and Error are the expanded paths in records stored before
-	// the spec kept the patterns; empty in newer ones (outputPath).
-	Output string `json:"output"`
-	Error  string `json:"error"`
 	// CheckpointDir is where a job with a checkpoint block saves its state;
 	// the same path on every restart.
 	CheckpointDir string `json:"checkpoint_dir,omitempty"`

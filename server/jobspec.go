@@ -48,6 +48,11 @@ type jobSpec struct {
 	// stderr to stdout, as sbatch does.
 	OutputPattern string `json:"output_pattern,omitempty"`
 	ErrorPattern  string `json:"error_pattern,omitempty"`
+	// Output and Error are the expanded paths, as records stored before
+	// the spec kept the patterns have them (such a job's spec is its own);
+	// empty in newer ones (outputPath).
+	Output string `json:"output"`
+	Error  string `json:"error"`
 
 	ArrayMaxRunning int `json:"array_max_running,omitempty"`
 	ArrayTaskCount  int `json:"array_task_count,omitempty"`

@@ -16,11 +16,11 @@ import (
 func BenchmarkList100k(b *testing.B) {
 	s := &Server{jobs: map[uint64]*job{}}
 	spec := &jobSpec{Name: "cpu32", User: "root", Account: "root", Nodes: 1, CPUs: 32, Memory: 64 << 30, Walltime: 2 * time.Hour,
-		Workdir: "/home/root/work", ArrayTaskCount: 1000}
+		Workdir: "/home/root/work", ArrayTaskCount: 1000, OutputPattern: "hpc-%A_%a.out"}
 	now := time.Now()
 	for i := 1; i <= 100_000; i++ {
 		s.jobs[uint64(i)] = &job{jobSpec: spec, ID: uint64(i), ArrayJobID: uint64(i - (i-1)%1000), ArrayIndex: (i - 1) % 1000,
-			Output: "/home/root/work/hpc-1_1.out", State: api.StatePending, Reason: "submitted", Submit: now, waitReason: "Priority",
+			State: api.StatePending, Reason: "submitted", Submit: now, waitReason: "Priority",
 			History: []api.Transition{{Time: now, State: api.StatePending, Reason: "submitted"}}}
 	}
 	h := s.Handler()
