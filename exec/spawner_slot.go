@@ -127,8 +127,17 @@ func (p *slotPool) put(sl *slot) {
 		return
 	}
 	delete(p.used, sl.n)
-	if u, err := readInt(filepath.Join(sl.dir("memory"), "memory.usage_in_bytes")); err == nil && u > reclaimAbove {
+	usage := filepath.Join(sl.dir("memory"), "memory.usage_in_bytes")
+	if u, err := readInt(usage); err == nil && u > reclaimAbove {
 		_ = writeCg(filepath.Join(sl.dir("memory"), "memory.force_empty"), "0")
+		// What no reclaim frees (files the job left in a tmpfs such as
+		// /dev/shm, with no swap) would count against the next job's
+		// limit and OOM-kill it for another's memory: the slot goes
+		// instead (its charge moves up to the parent) and a fresh one
+		// serves the next job.
+		if u, err := readInt(usage); err == nil && u > reclaimAbove && sl.remove() {
+			return
+		}
 	}
 	p.free = append(p.free, sl)
 }
