@@ -139,7 +139,7 @@ type spawner struct {
 	stopProfile func() // ends the CPU profile (spawnConfig.CPUProfile)
 
 	// oomProtected: the spawner's OOM score is -1000, which its jobs
-	// inherit and must not keep (launch resets theirs).
+	// must not inherit (launch forks them with 0).
 	oomProtected bool
 }
 
@@ -197,7 +197,7 @@ func runSpawner(dir string) int {
 	}
 	// The OOM killer must pick jobs, never their supervisor. Children
 	// inherit the score and, with it, the right to set it again as low
-	// (oom_score_adj_min): every job's is put back to 0 (see launch).
+	// (oom_score_adj_min): launch forks with 0 (see there).
 	oomProtected := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0) == nil
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		log.Warn("cannot become child subreaper", "err", err)
@@ -529,7 +529,21 @@ func (sp *spawner) launch(rec *record) (int, error) {
 		argv = scriptArgv(s.Script, j.script)
 	}
 	// Held under the lock: the reaper must find the pid once the job exits.
+	// The job must not inherit the spawner's -1000: unkillable at its
+	// memory limit it would loop in the page fault for ever, and it could
+	// outlive every other process in a global OOM. Go has no hook between
+	// fork and exec, so the spawner drops its own score (and, being root,
+	// the floor a child may set itself back to) around the fork: launches
+	// are one at a time under sp.mu, and nothing else forks.
+	if sp.oomProtected {
+		if err := writeCg("/proc/self/oom_score_adj", "0"); err != nil {
+			sp.log.Warn("cannot drop the spawner's OOM score for a launch", "err", err)
+		}
+	}
 	pid, startErr, err := startInSlot(s, argv, sl)
+	if sp.oomProtected {
+		_ = writeCg("/proc/self/oom_score_adj", "-1000")
+	}
 	if err != nil {
 		sp.dropLocked(j)
 		sp.mu.Unlock()
@@ -539,16 +553,6 @@ func (sp *spawner) launch(rec *record) (int, error) {
 		sp.mu.Unlock()
 		sp.finish(j, unix.WaitStatus(startErr.code<<8), unix.Rusage{}, startErr.msg)
 		return 0, nil
-	}
-	if sp.oomProtected {
-		// An unkillable job at its memory limit would loop in the page
-		// fault for ever, and one that kept -1000 could outlive every other
-		// process in a global OOM. Written by root, 0 is also the floor the
-		// job may set itself back to. (Written right after the exec: Go
-		// offers no hook between fork and exec.)
-		if err := writeCg(fmt.Sprintf("/proc/%d/oom_score_adj", pid), "0"); err != nil {
-			sp.log.Warn("cannot reset a job's OOM score", "job", j.id, "err", err)
-		}
 	}
 	j.pid = pid
 	sp.byPID[pid] = j

@@ -141,32 +141,41 @@ func TestSpawnerSlotDeviceRulesFollowTheJob(t *testing.T) {
 
 // TestSpawnerSlotLeftoverShmNotCharged: a job that leaves 150 MiB in
 // /dev/shm (tmpfs, no swap: nothing reclaims it) does not make the next
-// job of its slot pay for it: that job, using 150 MiB of its 256 MiB,
-// completes, and its peak memory is its own.
+// job of its slot pay for it, whether the slot was released to the same
+// spawner or left to the next one by a kill -9: that job, using 150 MiB
+// of its 256 MiB, completes, and its peak memory is its own.
 func TestSpawnerSlotLeftoverShmNotCharged(t *testing.T) {
 	t.Run("spawner/check", func(t *testing.T) {
 		te := newTestExecutor(t, "")
 		if te.sp == nil {
 			t.Skip("no spawner on this host")
 		}
-		shm := fmt.Sprintf("/dev/shm/hpc-test-%d-%d", os.Getpid(), jobSeq.Load())
-		t.Cleanup(func() { os.Remove(shm) })
-		a := te.spec("head -c 150M /dev/zero > " + shm)
-		a.Memory = 512 << 20
-		if o := te.run(t, a); o.State != StateCompleted {
-			t.Fatalf("first job: %+v", o)
-		}
-		if err := te.Release(a.JobID); err != nil {
-			t.Fatal(err)
-		}
-		b := te.spec("head -c 150M /dev/zero | tail > /dev/null")
-		b.Memory = 256 << 20
-		o := te.run(t, b)
-		if o.State != StateCompleted {
-			t.Errorf("next job: %+v, want COMPLETED: the last job's /dev/shm files counted against its limit", o)
-		}
-		if o.Usage.PeakMemory >= 240<<20 {
-			t.Errorf("next job's peak memory %d MiB: the last job's /dev/shm files are in it", o.Usage.PeakMemory>>20)
+		for _, killed := range []bool{false, true} {
+			shm := fmt.Sprintf("/dev/shm/hpc-test-%d-%d", os.Getpid(), jobSeq.Load())
+			t.Cleanup(func() { os.Remove(shm) })
+			a := te.spec("head -c 150M /dev/zero > " + shm)
+			a.Memory = 512 << 20
+			if o := te.run(t, a); o.State != StateCompleted {
+				t.Fatalf("first job: %+v", o)
+			}
+			if killed {
+				killSpawner(t, te)
+			}
+			if err := te.Release(a.JobID); err != nil {
+				t.Fatal(err)
+			}
+			b := te.spec("head -c 150M /dev/zero | tail > /dev/null")
+			b.Memory = 256 << 20
+			o := te.run(t, b)
+			if o.State != StateCompleted {
+				t.Errorf("spawner killed %v: next job: %+v, want COMPLETED: the last job's /dev/shm files counted against its limit", killed, o)
+			}
+			if o.Usage.PeakMemory >= 240<<20 {
+				t.Errorf("spawner killed %v: next job's peak memory %d MiB: the last job's /dev/shm files are in it", killed, o.Usage.PeakMemory>>20)
+			}
+			if err := te.Release(b.JobID); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
