@@ -391,15 +391,23 @@ func TestShimKilled(t *testing.T) {
 	if err := unix.Kill(h.shim.PID, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	checkSupervisorDeath(t, te, h, s.JobID, "shim")
+}
+
+// checkSupervisorDeath checks a job whose supervisor (shim or spawner) was
+// killed: it ends FAILED naming the supervisor, as the host's failure,
+// with none of its processes left, and the outcome is durable (a later
+// adoption reads the same).
+func checkSupervisorDeath(t *testing.T, te *testExec, h *Handle, jobID uint64, supervisor string) {
+	t.Helper()
 	o := wait(t, h)
-	if o.State != StateFailed || !strings.Contains(o.Reason, "shim") || !o.HostFailure {
-		t.Errorf("outcome %+v, want FAILED naming the shim, marked as the host's failure", o)
+	if o.State != StateFailed || !strings.Contains(o.Reason, supervisor) || !o.HostFailure {
+		t.Errorf("outcome %+v, want FAILED naming the %s, marked as the host's failure", o, supervisor)
 	}
-	if p := jobProcesses(s.JobID); len(p) > 0 {
+	if p := jobProcesses(jobID); len(p) > 0 {
 		t.Errorf("processes left: %v", p)
 	}
-	// The outcome is durable: a later adoption reads the same.
-	h2, err := te.Adopt(s.JobID)
+	h2, err := te.Adopt(jobID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,10 +77,7 @@ open(my $m, "<", "%s") or die; my $l = <$m>; print {$s} $l; $s->flush; my $r = <
 // killSpawner kill -9s the executor's spawner and waits until it is gone.
 func killSpawner(t *testing.T, te *testExec) {
 	t.Helper()
-	var id procIdentity
-	if err := readJSON(filepath.Join(te.sp.dir, spawnerPID), &id); err != nil {
-		t.Fatal(err)
-	}
+	id := te.spawnerIdentity(t)
 	if err := syscall.Kill(id.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +97,7 @@ func TestSpawnerAdoptedSlotGetsFullLimits(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two CPUs")
 	}
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		a := te.spec("true")
 		a.CPUSet, a.Memory, a.Pids = []int{1}, 64<<20, 40
 		if o := te.run(t, a); o.State != StateCompleted {

@@ -14,11 +14,7 @@ import (
 // short jobs start, run and end: every launched job ends exactly once,
 // COMPLETED or FAILED as the host's failure, and nothing is left running.
 func TestSpawnerKill9Chaos(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		first := te.spec("true")
 		if o := te.run(t, first); o.State != StateCompleted {
 			t.Fatal(o)

@@ -17,11 +17,7 @@ import (
 // its outcome is known, before its slot can serve another job; a fork
 // bomb stays within its pids limit while the spawner serves other jobs.
 func TestSpawnerLeftoversDieWithTheJob(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		a := te.spec(`setsid sh -c 'trap "" TERM HUP; sleep 300' </dev/null >/dev/null 2>&1 &
 perl -e 'setpgrp(0,0); $SIG{TERM}="IGNORE"; if (fork() == 0) { sleep 300 } ; sleep 300' </dev/null >/dev/null 2>&1 &
 sleep 0.2; echo started`)
@@ -60,11 +56,7 @@ sleep 0.2; echo started`)
 // TestSpawnerCancelBurst: 60 running jobs cancelled at once all end
 // CANCELLED with nothing left running.
 func TestSpawnerCancelBurst(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		var hs []*Handle
 		var ids []uint64
 		for i := 0; i < 60; i++ {
@@ -97,11 +89,7 @@ func TestSpawnerCancelBurst(t *testing.T) {
 // opens exactly its own GPUs (device nodes made here: an allowed one with
 // no driver says ENXIO, a denied one EPERM).
 func TestSpawnerSlotDeviceRulesFollowTheJob(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		for i := 0; i < 2; i++ {
 			p := filepath.Join(te.dir, fmt.Sprintf("nv%d", i))
 			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(nvidiaMajor, uint32(i)))); err != nil {
@@ -145,11 +133,7 @@ func TestSpawnerSlotDeviceRulesFollowTheJob(t *testing.T) {
 // spawner or left to the next one by a kill -9: that job, using 150 MiB
 // of its 256 MiB, completes, and its peak memory is its own.
 func TestSpawnerSlotLeftoverShmNotCharged(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		for _, killed := range []bool{false, true} {
 			shm := fmt.Sprintf("/dev/shm/hpc-test-%d-%d", os.Getpid(), jobSeq.Load())
 			t.Cleanup(func() { os.Remove(shm) })

@@ -20,6 +20,30 @@ func viaSpawner(t *testing.T) bool {
 	return strings.Contains(t.Name(), "/spawner/")
 }
 
+// spawnerCheck runs check as the subtest "spawner/check", whose executor
+// launches through the spawner (viaSpawner); it is skipped on a host no
+// spawner serves.
+func spawnerCheck(t *testing.T, check func(t *testing.T, te *testExec)) {
+	t.Helper()
+	t.Run("spawner/check", func(t *testing.T) {
+		te := newTestExecutor(t, "")
+		if te.sp == nil {
+			t.Skip("no spawner on this host")
+		}
+		check(t, te)
+	})
+}
+
+// spawnerIdentity reads the pid file of the executor's live spawner.
+func (te *testExec) spawnerIdentity(t *testing.T) procIdentity {
+	t.Helper()
+	var id procIdentity
+	if err := readJSON(filepath.Join(te.sp.dir, spawnerPID), &id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // outcomeOnDisk reports whether a job's outcome is durable: its shim's
 // result file, or an outcome in the spawner's journal.
 func outcomeOnDisk(e *Executor, id uint64) bool {
@@ -87,20 +111,13 @@ func TestSpawnerKeepsTheShimsGuarantees(t *testing.T) {
 // TestSpawnerJobsHaveNoShim: a job of the spawner is its child, in a slot
 // of the executor's cgroup parent, with no state directory of its own.
 func TestSpawnerJobsHaveNoShim(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		s := te.spec("sleep 300")
 		h, err := te.Launch(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var id procIdentity
-		if err := readJSON(filepath.Join(te.sp.dir, spawnerPID), &id); err != nil {
-			t.Fatal(err)
-		}
+		id := te.spawnerIdentity(t)
 		if _, ppid, _, err := procStat(h.PID()); err != nil || ppid != id.PID {
 			t.Errorf("job's parent %d (%v), want the spawner %d", ppid, err, id.PID)
 		}
@@ -121,38 +138,18 @@ func TestSpawnerJobsHaveNoShim(t *testing.T) {
 // FAILED as the host's failure, as when a shim dies; the outcome is
 // durable (a later adoption reads the same).
 func TestSpawnerKilled(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		s := te.spec("sleep 300 & sleep 300")
 		h, err := te.Launch(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "job processes", func() bool { return len(jobProcesses(s.JobID)) >= 2 })
-		var id procIdentity
-		if err := readJSON(filepath.Join(te.sp.dir, spawnerPID), &id); err != nil {
-			t.Fatal(err)
-		}
+		id := te.spawnerIdentity(t)
 		if err := unix.Kill(id.PID, unix.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		o := wait(t, h)
-		if o.State != StateFailed || !strings.Contains(o.Reason, "supervisor") || !o.HostFailure {
-			t.Errorf("outcome %+v, want FAILED naming the supervisor, the host's failure", o)
-		}
-		if p := jobProcesses(s.JobID); len(p) > 0 {
-			t.Errorf("processes left: %v", p)
-		}
-		h2, err := te.Adopt(s.JobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o2 := wait(t, h2); o2.State != o.State || o2.Reason != o.Reason {
-			t.Errorf("adopted outcome %+v, want %+v", o2, o)
-		}
+		checkSupervisorDeath(t, te, h, s.JobID, "supervisor")
 		// The new spawner still launches.
 		if o := te.run(t, te.spec("true")); o.State != StateCompleted {
 			t.Errorf("after the spawner's death: %+v", o)
@@ -163,11 +160,7 @@ func TestSpawnerKilled(t *testing.T) {
 // TestSpawnerSlotReuse: a slot reused after a job that used much memory,
 // CPU and was OOM-killed gives the next job its own counters and limits.
 func TestSpawnerSlotReuse(t *testing.T) {
-	t.Run("spawner/check", func(t *testing.T) {
-		te := newTestExecutor(t, "")
-		if te.sp == nil {
-			t.Skip("no spawner on this host")
-		}
+	spawnerCheck(t, func(t *testing.T, te *testExec) {
 		hog := te.spec("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; head -c 200M /dev/zero | tail")
 		hog.Memory, hog.CPUSet = 64<<20, []int{0}
 		if o := te.run(t, hog); o.State != StateOutOfMemory || o.Usage.CPUTime < 10*time.Millisecond {
