@@ -39,7 +39,7 @@ func (s *Server) agentsOfLocked(j *job) []Agent {
 // for a running job to end, and returns the job as it is then.
 func (s *Server) CancelJob(ctx context.Context, c Caller, id uint64) (api.Job, error) {
 	var agents []Agent
-	j, err := s.updateJob(id, func(j *job) error {
+	j, err := s.updateJob(&c, id, func(j *job) error {
 		if err := s.mayTouch(c, j); err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func (s *Server) ReleaseJob(c Caller, id uint64) (api.Job, error) {
 }
 
 func (s *Server) moveJob(c Caller, id uint64, from, to api.JobState, reason string) (api.Job, error) {
-	_, err := s.updateJob(id, func(j *job) error {
+	_, err := s.updateJob(&c, id, func(j *job) error {
 		if err := s.mayTouch(c, j); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (s *Server) moveJob(c Caller, id uint64, from, to api.JobState, reason stri
 // before the job is stopped, so after a crash the stop is still a requeue.
 func (s *Server) RequeueJob(c Caller, id uint64) (api.Job, error) {
 	var agents []Agent
-	_, err := s.updateJob(id, func(j *job) error {
+	_, err := s.updateJob(&c, id, func(j *job) error {
 		if err := s.mayTouch(c, j); err != nil {
 			return err
 		}

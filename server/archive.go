@@ -258,8 +258,14 @@ func (s *Server) jobView(id uint64) (api.Job, error) {
 
 // notLive is the refusal to change job id, which is not in the live set:
 // it ended and was archived, or it never existed.
-func (s *Server) notLive(id uint64) error {
+//
+// c is who asks (nil: the system): another user's ended job is refused as
+// its live job would be, without telling its end state.
+func (s *Server) notLive(c *Caller, id uint64) error {
 	if aj, ok, err := s.archivedJob(id); err == nil && ok {
+		if c != nil && uint32(aj.UID) != c.UID && !s.isAdmin(c.UID) {
+			return forbidden("job %d belongs to another user (%s): you can change only your own jobs", id, aj.User)
+		}
 		return badState("job %d already ended (%s)", id, aj.State)
 	}
 	return notFound("no job %d", id)

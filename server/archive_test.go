@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -68,6 +69,10 @@ func TestEndedJobsMoveToTheArchive(t *testing.T) {
 	}
 	if _, err := h.client.Cancel(ctx, a); apiStatus(err) != 409 {
 		t.Errorf("cancel of an archived job: %v, want 409", err)
+	}
+	// Another user is refused as for a live job, and not told how it ended.
+	if status, body := h.as(4242, "POST", fmt.Sprintf("/v1/jobs/%d/cancel", a), nil); status != 403 || strings.Contains(string(body), "COMPLETED") {
+		t.Errorf("another user's cancel of an archived job: %d %s; want 403 without its state", status, body)
 	}
 	if _, err := h.client.Job(ctx, 999); apiStatus(err) != 404 {
 		t.Errorf("show of an unknown job: %v, want 404", err)

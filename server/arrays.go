@@ -150,7 +150,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	for i := range targets {
 		if t := &targets[i]; t.ended {
 			if ref, err := jobs.ParseJobRef(t.name); err == nil {
-				err := s.notLive(ref.ID)
+				err := s.notLive(&c, ref.ID)
 				t.err = err.Error()
 				if errors.Is(err, ErrNotFound) {
 					t.err += ": see `hpcsub queue --me` or `hpcsub history`"

@@ -129,14 +129,15 @@ func (s *Server) updateJobs(ids []uint64, change func(j *job) error) ([]*job, er
 	return changed, nil
 }
 
-// updateJob is updateJobs for one job; a job that does not exist is
-// ErrNotFound, and a skipped change returns the record unchanged.
-func (s *Server) updateJob(id uint64, change func(j *job) error) (*job, error) {
+// updateJob is updateJobs for one job, asked by c (nil: the system); a
+// job that does not exist is ErrNotFound, and a skipped change returns
+// the record unchanged.
+func (s *Server) updateJob(c *Caller, id uint64, change func(j *job) error) (*job, error) {
 	s.mu.Lock()
 	_, ok := s.jobs[id]
 	s.mu.Unlock()
 	if !ok {
-		return nil, s.notLive(id)
+		return nil, s.notLive(c, id)
 	}
 	changed, err := s.updateJobs([]uint64{id}, change)
 	if err != nil {

@@ -168,7 +168,7 @@ func TestFullDiskRefusesChangesAndChangesNothing(t *testing.T) {
 	if got := h.agent.launchedIDs(); len(got) != 0 {
 		t.Fatalf("launched %v with a full disk, though the start could not be stored", got)
 	}
-	if _, err := h.srv.updateJob(ids[0], func(j *job) error { j.ownSpec(); j.Priority = 7; return nil }); !errors.Is(err, ErrStore) {
+	if _, err := h.srv.updateJob(nil, ids[0], func(j *job) error { j.ownSpec(); j.Priority = 7; return nil }); !errors.Is(err, ErrStore) {
 		t.Fatalf("a change with a full disk: %v, want ErrStore", err)
 	}
 	for _, id := range ids {
@@ -200,7 +200,7 @@ func TestRefusedChangeReleasesWriteSlot(t *testing.T) {
 	h := newHarness(t, testConfig())
 	id := h.submit(jobSrc(""))[0]
 	boom := fmt.Errorf("refused: %w", ErrInvalid)
-	if _, err := h.srv.updateJob(id, func(j *job) error { j.ownSpec(); j.Priority = 9; return boom }); !errors.Is(err, ErrInvalid) {
+	if _, err := h.srv.updateJob(nil, id, func(j *job) error { j.ownSpec(); j.Priority = 9; return boom }); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v, want the change's own error", err)
 	}
 	if j := h.job(id); j.Priority == 9 {

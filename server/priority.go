@@ -44,7 +44,7 @@ func (s *Server) handlePriority(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case !ok:
 			s.mu.Unlock()
-			writeError(w, s.notLive(only))
+			writeError(w, s.notLive(&c, only))
 			return
 		case !admin && j.UID != c.UID:
 			s.mu.Unlock()

@@ -222,7 +222,7 @@ func (s *Server) Report(o api.Outcome) {
 		earlier  bool    // of an earlier run (attempt) than the job's current one
 		done     bool    // nothing to record: already ended or back in the queue
 	)
-	_, err := s.updateJob(o.JobID, func(j *job) error {
+	_, err := s.updateJob(nil, o.JobID, func(j *job) error {
 		if api.Terminal(j.State) || j.State == api.StatePending {
 			done = true
 			return skipJob
