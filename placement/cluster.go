@@ -160,7 +160,7 @@ type cluster struct {
 	touchCount   int
 	unitBuf      []unit
 	aggUnits     []unit
-	mergeScratch []int32 // mergeAdded's
+	mergeScratch []int32 // mergeSortedTail's
 	deferIndex   bool    // commit leaves the index to its caller (a gang's start)
 	deferAgg     bool    // commit leaves the aggregate profile to its caller (reserve)
 	lastTaken    int64   // cpus the last commit took

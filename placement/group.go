@@ -192,23 +192,7 @@ func (c *cluster) signature(ni int32) []byte {
 func (c *cluster) members(gi int32) []int32 {
 	g := &c.groups[gi]
 	if g.sorted < len(g.nodes) {
-		tail := g.nodes[g.sorted:]
-		slices.Sort(tail)
-		if g.sorted > 0 && tail[0] < g.nodes[g.sorted-1] {
-			add := append(c.mergeScratch[:0], tail...)
-			c.mergeScratch = add
-			i, j, w := g.sorted-1, len(add)-1, len(g.nodes)-1
-			for j >= 0 {
-				if i >= 0 && g.nodes[i] > add[j] {
-					g.nodes[w] = g.nodes[i]
-					i--
-				} else {
-					g.nodes[w] = add[j]
-					j--
-				}
-				w--
-			}
-		}
+		c.mergeSortedTail(g.nodes, g.sorted)
 		g.sorted = len(g.nodes)
 	}
 	if g.stale {

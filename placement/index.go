@@ -269,22 +269,30 @@ func (c *cluster) indexMany(nis []int32) {
 }
 
 // mergeAdded merges the nodes indexMany appended to bucket b (from b.from
-// on) into its sorted nodes: a backward merge, linear in the bucket.
+// on) into its sorted nodes.
 func (c *cluster) mergeAdded(b *bucket) {
-	added := b.nodes[b.from:]
-	slices.Sort(added)
-	if b.from == 0 || added[0] > b.nodes[b.from-1] {
-		return // the usual case: all after the last
+	c.mergeSortedTail(b.nodes, b.from)
+}
+
+// mergeSortedTail sorts s[from:] and merges it into the ascending s[:from]
+// in place: a backward merge, linear in len(s), through c.mergeScratch.
+// The usual case, every added node after the last sorted one, is only the
+// sort of the tail.
+func (c *cluster) mergeSortedTail(s []int32, from int) {
+	tail := s[from:]
+	slices.Sort(tail)
+	if from == 0 || len(tail) == 0 || tail[0] > s[from-1] {
+		return
 	}
-	add := append(c.mergeScratch[:0], added...)
+	add := append(c.mergeScratch[:0], tail...)
 	c.mergeScratch = add
-	i, j, w := b.from-1, len(add)-1, len(b.nodes)-1
+	i, j, w := from-1, len(add)-1, len(s)-1
 	for j >= 0 {
-		if i >= 0 && b.nodes[i] > add[j] {
-			b.nodes[w] = b.nodes[i]
+		if i >= 0 && s[i] > add[j] {
+			s[w] = s[i]
 			i--
 		} else {
-			b.nodes[w] = add[j]
+			s[w] = add[j]
 			j--
 		}
 		w--
