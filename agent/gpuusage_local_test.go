@@ -72,15 +72,7 @@ func TestLocalReportsGPUUsage(t *testing.T) {
 			}
 			s.Sample() // the job waits for the gate: both samples fall within its run
 			s.Sample()
-			if err := os.WriteFile(gate, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var o api.Outcome
-			select {
-			case o = <-outcomes:
-			case <-time.After(30 * time.Second):
-				t.Fatal("no outcome within 30 s")
-			}
+			o := openGate(t, gate, outcomes)
 			defer l.Release(7)
 			if o.State != api.StateCompleted {
 				b, _ := os.ReadFile(a.Stderr)
@@ -158,15 +150,7 @@ func adoptedJobGPUUsage(t *testing.T, spawner bool) {
 		t.Fatalf("adopted %v, %v", ids, err)
 	}
 	s.Sample()
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var o api.Outcome
-	select {
-	case o = <-outcomes:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no outcome within 30 s")
-	}
+	o := openGate(t, gate, outcomes)
 	defer second.Release(8)
 	if len(o.GPUUsage) != 1 {
 		t.Fatalf("outcome's GPU usage %+v, want GPU 3's", o.GPUUsage)
@@ -175,4 +159,20 @@ func adoptedJobGPUUsage(t *testing.T, spawner bool) {
 	if g.Index != 3 || !g.Partial || g.Samples != 1 || g.Utilization == nil || *g.Utilization != 40 {
 		t.Errorf("adopted run's GPU usage %+v, want GPU 3, partial, 1 sample at 40%%", g)
 	}
+}
+
+// openGate lets a job that waits for the file gate end, and returns the
+// outcome it reports.
+func openGate(t *testing.T, gate string, outcomes <-chan api.Outcome) api.Outcome {
+	t.Helper()
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-outcomes:
+		return o
+	case <-time.After(30 * time.Second):
+		t.Fatal("no outcome within 30 s")
+	}
+	return api.Outcome{}
 }
