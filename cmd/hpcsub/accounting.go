@@ -97,12 +97,7 @@ func (e *env) history(c *cli.Context) error {
 	// writes instead of one per cell.
 	out := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer out.Flush()
-	tw := newTable(out)
-	if asJSON {
-		io.WriteString(out, "[")
-	} else {
-		row(tw, "JOBID", "NAME", "USER", "ACCOUNT", "STATE", "EXIT", "RUNS", "ELAPSED", "CPU", "MAXMEM", "END")
-	}
+	tw := beginHistory(out, asJSON)
 	shown := 0
 	for {
 		q.Limit = 10000 // the most a page may hold: fewer round trips
@@ -139,9 +134,7 @@ func (e *env) history(c *cli.Context) error {
 		}
 		q.After = page.Next
 	}
-	if asJSON {
-		io.WriteString(out, "]\n")
-	} else if err := tw.Flush(); err != nil {
+	if err := endHistory(out, tw, asJSON); err != nil {
 		return err
 	}
 	return out.Flush()

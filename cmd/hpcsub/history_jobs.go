@@ -82,12 +82,7 @@ func (e *env) historyOfJobs(c *cli.Context, ids []uint64, q api.HistoryQuery, wi
 	}
 	out := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer out.Flush()
-	tw := newTable(out)
-	if asJSON {
-		io.WriteString(out, "[")
-	} else {
-		row(tw, "JOBID", "NAME", "USER", "ACCOUNT", "STATE", "EXIT", "RUNS", "ELAPSED", "CPU", "MAXMEM", "END")
-	}
+	tw := beginHistory(out, asJSON)
 	var failed []error
 	shown := 0
 	for _, id := range ids {
@@ -122,9 +117,7 @@ func (e *env) historyOfJobs(c *cli.Context, ids []uint64, q api.HistoryQuery, wi
 		}
 		shown++
 	}
-	if asJSON {
-		io.WriteString(out, "]\n")
-	} else if err := tw.Flush(); err != nil {
+	if err := endHistory(out, tw, asJSON); err != nil {
 		return err
 	}
 	if err := out.Flush(); err != nil {
