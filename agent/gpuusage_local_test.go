@@ -62,11 +62,7 @@ func TestLocalReportsGPUUsage(t *testing.T) {
 			lib := tc.lib()
 			s := StartGPUSampler(ctx, lib, "gpu01", time.Hour, discard())
 			l.SetGPUSampler(s)
-			gate := filepath.Join(dir, "go")
-			a := api.Assignment{JobID: 7, Attempt: 1, Name: "train", User: "root", Workdir: dir,
-				Script: "while [ ! -e " + gate + " ]; do sleep 0.02; done",
-				Stdout: filepath.Join(dir, "out"), Stderr: filepath.Join(dir, "err"), Memory: 256 << 20,
-				GPUs: []int{0}, ArrayIndex: -1, Walltime: time.Minute}
+			a, gate := gatedAssignment(dir, 7, 0)
 			if err := l.Launch(ctx, a); err != nil {
 				t.Fatal(err)
 			}
@@ -124,11 +120,7 @@ func adoptedJobGPUUsage(t *testing.T, spawner bool) {
 	ctx1, stop1 := context.WithCancel(context.Background())
 	first := New(ctx1, "gpu01", ex, gpus, func(o api.Outcome) { t.Errorf("the stopped agent reported %+v", o) }, discard())
 	first.SetGPUSampler(StartGPUSampler(ctx1, srv, "gpu01", time.Hour, discard()))
-	gate := filepath.Join(dir, "go")
-	a := api.Assignment{JobID: 8, Attempt: 1, Name: "train", User: "root", Workdir: dir,
-		Script: "while [ ! -e " + gate + " ]; do sleep 0.02; done",
-		Stdout: filepath.Join(dir, "out"), Stderr: filepath.Join(dir, "err"), Memory: 256 << 20,
-		GPUs: []int{3}, ArrayIndex: -1, Walltime: time.Minute}
+	a, gate := gatedAssignment(dir, 8, 3)
 	if err := first.Launch(ctx1, a); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +151,16 @@ func adoptedJobGPUUsage(t *testing.T, spawner bool) {
 	if g.Index != 3 || !g.Partial || g.Samples != 1 || g.Utilization == nil || *g.Utilization != 40 {
 		t.Errorf("adopted run's GPU usage %+v, want GPU 3, partial, 1 sample at 40%%", g)
 	}
+}
+
+// gatedAssignment is job id on GPU gpu, run as root in dir, that ends once
+// the file gate (returned) exists: openGate.
+func gatedAssignment(dir string, id uint64, gpu int) (api.Assignment, string) {
+	gate := filepath.Join(dir, "go")
+	return api.Assignment{JobID: id, Attempt: 1, Name: "train", User: "root", Workdir: dir,
+		Script: "while [ ! -e " + gate + " ]; do sleep 0.02; done",
+		Stdout: filepath.Join(dir, "out"), Stderr: filepath.Join(dir, "err"), Memory: 256 << 20,
+		GPUs: []int{gpu}, ArrayIndex: -1, Walltime: time.Minute}, gate
 }
 
 // openGate lets a job that waits for the file gate end, and returns the
