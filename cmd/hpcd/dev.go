@@ -42,7 +42,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: the host name)"},
 			&cli.StringFlag{Name: "checkpoint-root", Usage: "where jobs keep their checkpoints, one directory per job (default: <data-dir>/checkpoints)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain the node after this many host failures in a row (0: never)"},
+			drainAfterFlag,
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the daemon to this file (for benchmarks)", Hidden: true},
 			&cli.Float64Flag{Name: "job-pids-share", Value: exec.DefaultPidsShare, Usage: "share of kernel.pid_max one job may use"},
 			gpuSampleFlag(),
@@ -177,10 +177,6 @@ func runDev(parent context.Context, o devOptions) error {
 		return err
 	}
 	admins := []uint32{uint32(os.Getuid())}
-	drainAfter := o.drainAfter
-	if drainAfter <= 0 {
-		drainAfter = -1 // the flag's 0 is never; the server's 0 is its default
-	}
 	depth, _ := o.policy.Depth() // checked with the other flags
 	srv, err := server.New(server.Config{
 		Policy:                 placement.Policy{Depth: depth, Weights: o.accounting.weights},
@@ -191,7 +187,7 @@ func runDev(parent context.Context, o devOptions) error {
 		AdminUIDs:              admins,
 		CheckpointRoot:         ckptRoot,
 		CancelGrace:            o.killWait,
-		DrainAfterHostFailures: drainAfter,
+		DrainAfterHostFailures: drainAfterHostFailures(o.drainAfter),
 		Limits:                 o.limits,
 		Accounts:               o.accounts,
 		Pprof:                  o.pprof,

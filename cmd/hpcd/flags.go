@@ -12,6 +12,7 @@ import (
 	"github.com/hpc-sched/hpc/checkpoint"
 	"github.com/hpc-sched/hpc/exec"
 	"github.com/hpc-sched/hpc/placement"
+	"github.com/hpc-sched/hpc/server"
 )
 
 // checkSchedFlags checks the --policy and --kill-wait flags that hpcd dev and
@@ -64,4 +65,16 @@ func newNodeExecutor(ctx context.Context, log *slog.Logger, dataDir, isolation s
 		return nil, nil, fmt.Errorf("set up the executor: %w", err)
 	}
 	return ex, criu, nil
+}
+
+// drainAfterFlag is --drain-after-host-failures of hpcd dev and hpcd server.
+var drainAfterFlag = &cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain a node after this many host failures in a row (0: never)"}
+
+// drainAfterHostFailures is server.Config's DrainAfterHostFailures for the
+// flag's value: the flag's 0 is never, where the server's 0 is its default.
+func drainAfterHostFailures(flag int) int {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }

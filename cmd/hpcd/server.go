@@ -38,7 +38,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "admin-tokens-via-agent", Usage: "let agents obtain HTTPS tokens for admins (root and this server's uid); off, admins log in on the server host"},
 			pprofFlag,
-			&cli.IntFlag{Name: "drain-after-host-failures", Value: server.DefaultDrainAfterHostFailures, Usage: "drain a node after this many host failures in a row (0: never)"},
+			drainAfterFlag,
 		}, append(accountingFlags(), limitsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			// The cluster's server is where fair-share, priority weights and
@@ -163,15 +163,11 @@ func runServer(parent context.Context, o serverOptions) error {
 		}
 	}
 	depth, _ := o.policy.Depth() // checked with the other flags
-	drainAfter := o.drainAfter
-	if drainAfter <= 0 {
-		drainAfter = -1 // the flag's 0 is never; the server's 0 is its default
-	}
 	srv, err := server.New(server.Config{
 		Policy:                 placement.Policy{Depth: depth, Weights: o.accounting.weights},
 		ArchiveRetention:       o.accounting.retention,
 		FairShare:              o.accounting.fairShare,
-		DrainAfterHostFailures: drainAfter,
+		DrainAfterHostFailures: drainAfterHostFailures(o.drainAfter),
 		DefaultWalltime:        o.walltime,
 		AllowRoot:              true,
 		AdminUIDs:              []uint32{uint32(os.Getuid())},
