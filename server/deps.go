@@ -1,9 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -260,5 +261,5 @@ func waitsOnDeps(j *job) bool {
 
 // sortJobs orders jobs by id.
 func sortJobs(js []*job) {
-	sort.Slice(js, func(a, b int) bool { return js[a].ID < js[b].ID })
+	slices.SortFunc(js, func(a, b *job) int { return cmp.Compare(a.ID, b.ID) })
 }

@@ -1,10 +1,5 @@
 package server
 
-import (
-	"cmp"
-	"slices"
-)
-
 // sortByID orders jobs by id. Job ids are dense — a queue of 100,000
 // pending jobs spans not many more ids than that — so when the span is at
 // most a few times the count, each job is put at its id's offset in one
@@ -13,7 +8,7 @@ import (
 // Sparse ids fall back to sorting.
 func sortByID(js []*job) {
 	if len(js) < 64 {
-		slices.SortFunc(js, func(a, b *job) int { return cmp.Compare(a.ID, b.ID) })
+		sortJobs(js)
 		return
 	}
 	lo, hi := js[0].ID, js[0].ID
@@ -22,7 +17,7 @@ func sortByID(js []*job) {
 	}
 	span := hi - lo + 1
 	if span > uint64(4*len(js)) {
-		slices.SortFunc(js, func(a, b *job) int { return cmp.Compare(a.ID, b.ID) })
+		sortJobs(js)
 		return
 	}
 	slots := make([]*job, span)
@@ -30,7 +25,7 @@ func sortByID(js []*job) {
 		if slots[j.ID-lo] != nil {
 			// The same id twice (never from a map of jobs): keep the
 			// comparison sort's answer, duplicates and all.
-			slices.SortFunc(js, func(a, b *job) int { return cmp.Compare(a.ID, b.ID) })
+			sortJobs(js)
 			return
 		}
 		slots[j.ID-lo] = j
