@@ -28,7 +28,7 @@ func (s *Server) snapshotDepsLocked() (placement.Snapshot, []*job) {
 		if j.State == api.StatePending && !j.CancelRequested && (len(s.releasing) == 0 || !s.releasing[j.ID]) {
 			pending = append(pending, j)
 		}
-		if len(j.Deps) > 0 && waitsOnDeps(j) {
+		if waitsOnDeps(j) {
 			withDeps = append(withDeps, j)
 		}
 		if active(j.State) {
