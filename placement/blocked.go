@@ -18,15 +18,8 @@ func (k *kind) blockedBy(j *Job, wall int64) bool {
 	if j.PerNode.GPU.NVLink {
 		return false
 	}
-	r := &j.PerNode
-	sh := shareOf(r)
-	for _, f := range k.blocked {
-		if r.CPUs >= f.cpus && r.Memory >= f.mem && r.GPU.Count >= f.gpus && gangSize(j) >= f.nodes &&
-			wall >= f.wall && (sh == 0) == (f.share == 0) && sh >= f.share {
-			return true
-		}
-	}
-	return false
+	_, ok := lookupFailure(k.blocked, j, wall)
+	return ok
 }
 
 // block remembers that j failed for a reservation; entries the new one
@@ -36,16 +29,5 @@ func (k *kind) block(j *Job, wall int64) {
 	if r.GPU.NVLink {
 		return
 	}
-	f := failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, share: shareOf(r), reason: ReasonReservation}
-	kept := k.blocked[:0]
-	for _, o := range k.blocked {
-		if !(o.cpus >= f.cpus && o.mem >= f.mem && o.gpus >= f.gpus && o.nodes >= f.nodes &&
-			o.wall >= f.wall && (o.share == 0) == (f.share == 0) && o.share >= f.share) {
-			kept = append(kept, o)
-		}
-	}
-	k.blocked = kept
-	if len(k.blocked) < maxFailures {
-		k.blocked = append(k.blocked, f)
-	}
+	k.blocked = addFailure(k.blocked, failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, share: shareOf(r), reason: ReasonReservation})
 }

@@ -60,15 +60,7 @@ const maxFailures = 32
 
 // failed looks j up among the remembered failures.
 func (k *kind) failed(j *Job, wall int64) (Reason, bool) {
-	r := &j.PerNode
-	sh := shareOf(r)
-	for _, f := range k.fails {
-		if r.CPUs >= f.cpus && r.Memory >= f.mem && r.GPU.Count >= f.gpus && gangSize(j) >= f.nodes &&
-			(r.GPU.NVLink || !f.nvlink) && wall >= f.wall && (sh == 0) == (f.share == 0) && sh >= f.share {
-			return f.reason, true
-		}
-	}
-	return "", false
+	return lookupFailure(k.fails, j, wall)
 }
 
 // remember records that j failed; entries the new one covers are dropped.
@@ -82,14 +74,34 @@ func (k *kind) remember(j *Job, wall int64, reason Reason) {
 		return
 	}
 	r := &j.PerNode
-	f := failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, nvlink: r.GPU.NVLink, share: shareOf(r), reason: reason}
-	k.fails = slices.DeleteFunc(k.fails, func(o failure) bool {
+	k.fails = addFailure(k.fails, failure{cpus: r.CPUs, gpus: r.GPU.Count, nodes: gangSize(j), mem: r.Memory, wall: wall, nvlink: r.GPU.NVLink, share: shareOf(r), reason: reason})
+}
+
+// lookupFailure returns the reason of the first failure in fs that covers
+// j: one no larger in any respect, so j fails too.
+func lookupFailure(fs []failure, j *Job, wall int64) (Reason, bool) {
+	r := &j.PerNode
+	sh := shareOf(r)
+	for _, f := range fs {
+		if r.CPUs >= f.cpus && r.Memory >= f.mem && r.GPU.Count >= f.gpus && gangSize(j) >= f.nodes &&
+			(r.GPU.NVLink || !f.nvlink) && wall >= f.wall && (sh == 0) == (f.share == 0) && sh >= f.share {
+			return f.reason, true
+		}
+	}
+	return "", false
+}
+
+// addFailure adds f to fs, dropping the entries f covers, while fewer
+// than maxFailures remain.
+func addFailure(fs []failure, f failure) []failure {
+	fs = slices.DeleteFunc(fs, func(o failure) bool {
 		return o.cpus >= f.cpus && o.mem >= f.mem && o.gpus >= f.gpus && o.nodes >= f.nodes &&
 			(o.nvlink || !f.nvlink) && o.wall >= f.wall && (o.share == 0) == (f.share == 0) && o.share >= f.share
 	})
-	if len(k.fails) < maxFailures {
-		k.fails = append(k.fails, f)
+	if len(fs) < maxFailures {
+		fs = append(fs, f)
 	}
+	return fs
 }
 
 // kindOf returns the (cached) kind of a job.
