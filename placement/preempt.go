@@ -3,7 +3,6 @@ package placement
 import (
 	"cmp"
 	"fmt"
-	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,7 +328,7 @@ func (pl *planner) availWithout(ni int32, sets ...[]int) avail {
 					continue
 				}
 				for _, id := range na.CPUs {
-					if p := n.cpuPos(id); p >= 0 && mask[p/64]&(1<<(p%64)) == 0 {
+					if p := n.cpuPos(id); p >= 0 {
 						mask[p/64] |= 1 << (p % 64)
 					}
 				}
@@ -344,11 +343,7 @@ func (pl *planner) availWithout(ni int32, sets ...[]int) avail {
 			}
 		}
 	}
-	a.cpuMask = mask
-	a.cpus = 0
-	for _, w := range mask {
-		a.cpus += bits.OnesCount64(w)
-	}
+	a.cpuMask, a.cpus = mask, popcount(mask)
 	return a
 }
 
