@@ -14,7 +14,6 @@ Every run is a separate, deterministic `hpcd simulate` process: anyone can rerun
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -69,7 +68,6 @@ def main():
         print("| seed | " + " | ".join("%s BSLD / GPU util / frag" % r for r in ranks) + " | %s ≥ %s on both? |" % (ranks[0], " and ".join(bases)))
         print("|---|" + "---|" * len(ranks) + "---|")
         wins, sums = 0, {r: [0.0, 0.0, 0.0] for r in ranks}
-        losses = []
         for s in seeds:
             cells = []
             for r in ranks:
@@ -89,8 +87,6 @@ def main():
                     bad.append("util %+.4f vs %s" % (d["gpu_utilization"] - o["gpu_utilization"], r))
             if not bad:
                 wins += 1
-            else:
-                losses.append((s, bad))
             print("| %d | %s | %s |" % (s, " | ".join(cells), "yes" if not bad else "no: " + "; ".join(bad)))
         n = len(seeds)
         print("| **mean** | " + " | ".join("**%.2f / %.3f / %.2f**" % (sums[r][0] / n, sums[r][1] / n, sums[r][2] / n) for r in ranks)
