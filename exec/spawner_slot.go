@@ -312,20 +312,12 @@ func (sl *slot) resetCounters() uint64 {
 	return n
 }
 
-func (sl *slot) oomKills() (uint64, error) {
-	return readKey(filepath.Join(sl.dir("memory"), "memory.oom_control"), "oom_kill")
-}
+// oomKills and usage read the slot's counters as a job's cgroup does.
+func (sl *slot) oomKills() (uint64, error) { return (&v1Group{path: sl.rel}).oomKills() }
 
 func (sl *slot) usage() (time.Duration, int64, bool) {
-	cpu, err := readInt(filepath.Join(sl.dir("cpuacct"), "cpuacct.usage"))
-	if err != nil {
-		return 0, 0, false
-	}
-	peak, err := readInt(filepath.Join(sl.dir("memory"), "memory.max_usage_in_bytes"))
-	if err != nil {
-		return 0, 0, false
-	}
-	return time.Duration(cpu), peak, true
+	cpu, peak, ok, _ := (&v1Group{path: sl.rel}).usage()
+	return cpu, peak, ok
 }
 
 // empty reports whether no process is left in the slot. The spawner itself
