@@ -86,11 +86,13 @@ type runAlloc struct {
 
 // cluster is the whole working state of one Plan call.
 type cluster struct {
-	prof        *profile // the policy's plugins and the fast paths they allow
-	busyWords   int      // widest class for busy steps (exclbits.go), in words
-	viewScratch NodeView
-	queue       Queue   // the pending queue's shapes, for scorers
-	sharedNodes []int32 // Up nodes without reservations whose GPUs are partly shared, ascending
+	prof      *profile // the policy's plugins and the fast paths they allow
+	busyWords int      // widest class for busy steps (exclbits.go), in words
+	// searchEveryPreemption turns off preempt.go's shortcuts (tests only).
+	searchEveryPreemption bool
+	viewScratch           NodeView
+	queue                 Queue   // the pending queue's shapes, for scorers
+	sharedNodes           []int32 // Up nodes without reservations whose GPUs are partly shared, ascending
 
 	now     int64
 	loc     *time.Location

@@ -47,7 +47,7 @@ func TestExclusiveMatchesGeneral(t *testing.T) {
 			}
 			p := Policy{Depth: depth}
 			fast := Plan(s, t0, p)
-			scan := planWith(s, t0, p, 0) // the node-by-node scan instead of busy steps
+			scan := planWith(s, t0, p, searchKnobs{}) // the node-by-node scan instead of busy steps
 			if !reflect.DeepEqual(fast, scan) {
 				t.Fatalf("seed %d depth %d: busy steps differ from the node scan", seed, depth)
 			}

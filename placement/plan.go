@@ -11,14 +11,20 @@ import (
 // wait. It is pure and deterministic: the same snapshot, time and policy
 // give the same decisions whatever the order of the snapshot's slices.
 func Plan(s Snapshot, now time.Time, p Policy) Decisions {
-	return planWith(s, now, p, maxBusyWords)
+	return planWith(s, now, p, searchKnobs{busyWords: maxBusyWords})
 }
 
-// planWith is Plan with the busy-steps width bound (exclbits.go) as a
-// parameter, so tests can compare the node-by-node scan with it.
-func planWith(s Snapshot, now time.Time, p Policy, busyWords int) Decisions {
+// searchKnobs change how a pass searches, never what it decides: tests
+// turn them to compare a fast path with the plain search it stands for.
+type searchKnobs struct {
+	busyWords             int  // the busy-steps width bound (exclbits.go); 0: the node-by-node scan
+	searchEveryPreemption bool // no preemption shortcuts (preempt.go)
+}
+
+// planWith is Plan with the search knobs given.
+func planWith(s Snapshot, now time.Time, p Policy, k searchKnobs) Decisions {
 	c := newCluster(s, now, newProfile(p))
-	c.busyWords = busyWords
+	c.busyWords, c.searchEveryPreemption = k.busyWords, k.searchEveryPreemption
 	// The journal also tells which nodes the pass booked on (group.go);
 	// the cluster is dropped after, so nothing is put back.
 	c.beginPass()

@@ -61,10 +61,6 @@ type preemptState struct {
 	failed map[preemptKey]int
 }
 
-// searchEveryPreemption turns off the shortcuts above (freeLeft, minPaid,
-// failed): TestPreemptShortcutsChangeNothing plans with and without them.
-var searchEveryPreemption = false
-
 // preemptKey is what cheapestOn reads of a job besides its priority.
 type preemptKey struct {
 	kind   *kind
@@ -160,12 +156,12 @@ func (pl *planner) preempt(j *Job, k *kind) bool {
 	if len(pl.pre.nodes) < need {
 		return false
 	}
-	if !searchEveryPreemption && pl.pre.freeLeft == 0 && (!pl.pre.anyPaid || pl.pre.minPaid >= j.Priority) {
+	if !pl.c.searchEveryPreemption && pl.pre.freeLeft == 0 && (!pl.pre.anyPaid || pl.pre.minPaid >= j.Priority) {
 		return false // cheapestOn would find nothing on any node
 	}
 	key := preemptKey{kind: k, cpus: j.PerNode.CPUs, mem: j.PerNode.Memory, gpus: j.PerNode.GPU.Count, nodes: need,
 		nvlink: j.PerNode.GPU.NVLink, share: j.PerNode.GPU.Share, wall: int64(j.Walltime)}
-	if p, ok := pl.pre.failed[key]; ok && j.Priority <= p && !searchEveryPreemption {
+	if p, ok := pl.pre.failed[key]; ok && j.Priority <= p && !pl.c.searchEveryPreemption {
 		return false
 	}
 	var best []nodeVictims

@@ -254,7 +254,6 @@ func checkNoPingPong(t *testing.T, s Snapshot, d Decisions, pr Preemption, p Pol
 // exactly the decisions of the full search, over random queues full of
 // repeated requests with victims being stopped and victims to pay for.
 func TestPreemptShortcutsChangeNothing(t *testing.T) {
-	defer func() { searchEveryPreemption = false }()
 	preempting := 0
 	for seed := range uint64(40) {
 		s := randomPreemptSnapshot(seed)
@@ -277,9 +276,7 @@ func TestPreemptShortcutsChangeNothing(t *testing.T) {
 			}
 		}
 		for _, p := range allPolicies {
-			searchEveryPreemption = true
-			want := Plan(s, t0, p)
-			searchEveryPreemption = false
+			want := planWith(s, t0, p, searchKnobs{busyWords: maxBusyWords, searchEveryPreemption: true})
 			got := Plan(s, t0, p)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("seed %d %+v: with shortcuts\n%+v\nwithout\n%+v", seed, p, got, want)
