@@ -128,7 +128,7 @@ func (s *Server) runningLimitLocked(running map[uint32]int, j *job) bool {
 	return true
 }
 
-// limitsText is the limits in force, for the log at start.
+// String is the limits in force, for the log at start.
 func (l Limits) String() string {
 	return fmt.Sprintf("queued/user=%d running/user=%d array=%d conns/user=%d idle=%s fd_reserve=%d",
 		l.MaxQueuedPerUser, l.MaxRunningPerUser, l.MaxArraySize, l.MaxConnsPerUser, l.IdleTimeout, l.FDReserve)
